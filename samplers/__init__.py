@@ -1,0 +1,1 @@
+"""Samplers: logits processors and the generation loop (in progress)."""

@@ -1,0 +1,1 @@
+"""Byte-level BPE tokenizers (in progress)."""

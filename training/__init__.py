@@ -1,0 +1,1 @@
+"""Training: datasets, the loop, checkpoints and metrics (in progress)."""
