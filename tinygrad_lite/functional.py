@@ -1,0 +1,260 @@
+"""Fused neural-network ops: one Function each, with a hand-written backward.
+
+Composing cross-entropy or layer norm from primitive ops works (tests prove these equal the composition) but
+builds a dozen graph nodes and temporaries per call; a fused Function does the same math in a few NumPy calls and
+is where the derivations are easiest to read.
+
+    import tinygrad_lite.functional as F
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .function import Function
+from .tensor import Tensor
+
+# --------------------------------------------------------------------------------------------- cross-entropy
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy with label smoothing (Szegedy et al. 2016), PyTorch's semantics.
+
+    With p = softmax(z) over C classes and smoothing e, the target distribution is q = (1 - e) onehot(t) + e / C and
+    loss = -sum_c q_c log p_c. Its gradient with respect to the logits is simply p - q. Targets equal to
+    ignore_index contribute no loss and no gradient; "mean" divides by the number of targets that are not ignored.
+    """
+
+    def forward(self, logits, targets, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        C = logits.shape[-1]
+        z = logits.reshape(-1, C)  # (N, C)
+        t = targets.reshape(-1)  # (N,)
+        valid = t != ignore_index
+        bad = valid & ((t < 0) | (t >= C))
+        if bad.any():
+            raise IndexError(f"cross_entropy: target {int(t[bad][0])} is out of range for {C} classes")
+        safe_t = np.where(valid, t, 0)
+        shifted = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        logp = shifted - lse  # (N, C) log-probabilities
+        nll = -logp[np.arange(len(t)), safe_t]
+        if label_smoothing:
+            loss = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
+        else:
+            loss = nll
+        loss = np.where(valid, loss, 0).astype(logits.dtype, copy=False)
+        self.logp, self.t, self.valid, self.eps, self.reduction = logp, safe_t, valid, label_smoothing, reduction
+        self.in_shape, self.out_shape = logits.shape, targets.shape
+        self.n_valid = int(valid.sum())
+        if reduction == "none":
+            return loss.reshape(targets.shape)
+        if reduction == "sum":
+            return np.asarray(loss.sum(), dtype=logits.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(loss.sum() / logits.dtype.type(self.n_valid), dtype=logits.dtype)  # 0/0 = nan as torch
+
+    def backward(self, g):
+        grad = np.exp(self.logp)  # p
+        N, C = grad.shape
+        rows = np.arange(N)
+        if self.eps:
+            grad -= self.eps / C
+        grad[rows, self.t] -= 1.0 - self.eps
+        if self.reduction == "none":
+            scale = g.reshape(-1, 1) * self.valid[:, None]
+        else:
+            w = 1.0 / self.n_valid if self.reduction == "mean" and self.n_valid else 1.0
+            scale = (self.valid * (float(g) * w)).astype(grad.dtype)[:, None]
+        grad *= scale
+        return grad.reshape(self.in_shape), None
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tensor:
+    """Cross-entropy of logits (..., C) against integer targets (...)."""
+    targets = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
+    if not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(f"cross_entropy: targets must be integers (class indices), got dtype {targets.dtype}")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]}, "
+                         f"got {targets.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return CrossEntropy.apply(logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                              reduction=reduction)
+
+
+# --------------------------------------------------------------------------------------------- normalisation
+
+
+class LayerNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * w + b over the last axis (Ba, Kiros & Hinton 2016).
+
+    With xhat the normalised input and dxhat = g * w, the input gradient is
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)): the two means remove the components of the
+    gradient that would change the mean and the variance, which normalisation cancels anyway.
+    """
+
+    def forward(self, x, *wb, eps=1e-5, has_weight=True, has_bias=True):
+        mean = x.mean(axis=-1, keepdims=True)
+        xc = x - mean
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        self.rstd = 1.0 / np.sqrt(var + eps)
+        self.xhat = xc * self.rstd
+        self.w = wb[0] if has_weight else None
+        self.has_bias = has_bias
+        y = self.xhat * self.w if has_weight else self.xhat.copy()
+        if has_bias:
+            y += wb[-1]
+        return y
+
+    def backward(self, g):
+        xhat, w = self.xhat, self.w
+        dxhat = g * w if w is not None else g
+        dx = self.rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+        out = [dx]
+        g2 = g.reshape(-1, g.shape[-1])
+        if w is not None:
+            out.append((g2 * xhat.reshape(g2.shape)).sum(axis=0))
+        if self.has_bias:
+            out.append(g2.sum(axis=0))
+        return tuple(out)
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != x.shape[-1:]:
+            raise ValueError(f"layer_norm: {name} of shape {p.shape} for input of shape {x.shape}")
+    params = [p for p in (weight, bias) if p is not None]
+    return LayerNorm.apply(x, *params, eps=eps, has_weight=weight is not None, has_bias=bias is not None)
+
+
+class RMSNorm(Function):
+    """y = x / sqrt(mean(x^2) + eps) * w over the last axis (Zhang & Sennrich 2019).
+
+    With xhat = x * r, r = 1 / rms, and dxhat = g * w: dx = r * (dxhat - xhat * mean(dxhat * xhat)).
+    """
+
+    def forward(self, x, *w, eps=1e-6):
+        self.r = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+        self.xhat = x * self.r
+        self.w = w[0] if w else None
+        return self.xhat * self.w if w else self.xhat
+
+    def backward(self, g):
+        xhat = self.xhat
+        dxhat = g * self.w if self.w is not None else g
+        dx = self.r * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+        if self.w is None:
+            return (dx,)
+        g2 = g.reshape(-1, g.shape[-1])
+        return dx, (g2 * xhat.reshape(g2.shape)).sum(axis=0)
+
+
+def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-6) -> Tensor:
+    if weight is not None and weight.shape != x.shape[-1:]:
+        raise ValueError(f"rms_norm: weight of shape {weight.shape} for input of shape {x.shape}")
+    return RMSNorm.apply(x, *([weight] if weight is not None else []), eps=eps)
+
+
+# --------------------------------------------------------------------------------------------- the rest
+
+
+class Dropout(Function):
+    """Inverted dropout (Srivastava et al. 2014): zero with probability p, scale survivors by 1/(1-p)."""
+
+    def forward(self, x, mask, scale):
+        self.m = mask * x.dtype.type(scale)  # (mask / (1-p)) once, reused by backward
+        return x * self.m
+
+    def backward(self, g):
+        return g * self.m
+
+
+_default_rng = np.random.default_rng()
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = _default_rng if rng is None else rng
+    if p == 1.0:
+        return x * 0.0
+    mask = rng.random(x.shape, dtype=np.float32) >= p
+    return Dropout.apply(x, mask=mask, scale=1.0 / (1.0 - p))
+
+
+class Embedding(Function):
+    """Row lookup weight[ids]; backward scatters each output row's gradient back onto its row, repeats adding up."""
+
+    def forward(self, weight, ids):
+        self.ids, self.shape = ids, weight.shape
+        return weight[ids]
+
+    def backward(self, g):
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        np.add.at(grad, self.ids.reshape(-1), g.reshape(-1, self.shape[-1]))
+        return grad, None
+
+
+def embedding(weight: Tensor, ids) -> Tensor:
+    ids = ids if isinstance(ids, Tensor) else Tensor(np.asarray(ids))
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.data.min() < 0 or ids.data.max() >= weight.shape[0]):
+        bad = ids.data[(ids.data < 0) | (ids.data >= weight.shape[0])][0]
+        raise IndexError(f"embedding: id {int(bad)} is out of range for a table of {weight.shape[0]} rows")
+    return Embedding.apply(weight, ids)
+
+
+class Linear(Function):
+    """y = x @ W + b with W stored (in, out). dx = g @ W^T, dW = x^T g and db = sum(g), with the batch axes of x
+    folded into rows so each gradient is a single matrix product."""
+
+    def forward(self, x, w, *b):
+        if x.shape[-1] != w.shape[0]:
+            raise ValueError(f"linear: input of shape {x.shape} and weight of shape {w.shape} are not aligned "
+                             f"({x.shape[-1]} != {w.shape[0]})")
+        self.x, self.w, self.has_bias = x, w, bool(b)
+        y = x @ w
+        if b:
+            y += b[0]
+        return y
+
+    def backward(self, g):
+        x, w = self.x, self.w
+        g2 = g.reshape(-1, g.shape[-1])  # (N, out)
+        dx = (g2 @ w.T).reshape(x.shape) if self.needs_input_grad[0] else None
+        dw = x.reshape(-1, x.shape[-1]).T @ g2 if self.needs_input_grad[1] else None
+        if not self.has_bias:
+            return dx, dw
+        return dx, dw, (g2.sum(axis=0) if self.needs_input_grad[2] else None)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return Linear.apply(x, weight, *([bias] if bias is not None else []))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
+
+
+def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
+    return x.gelu(approximate)
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def silu(x: Tensor) -> Tensor:
+    return x.silu()

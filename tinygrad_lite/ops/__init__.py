@@ -1,0 +1,27 @@
+"""One Function subclass per op, forward and backward side by side, grouped by kind."""
+
+from .elementwise import (  # noqa: F401
+    Abs,
+    Add,
+    Cast,
+    Div,
+    Exp,
+    Gelu,
+    Log,
+    MaskedFill,
+    Mul,
+    Neg,
+    Pow,
+    PowScalar,
+    Relu,
+    Sigmoid,
+    Silu,
+    Sqrt,
+    Sub,
+    Tanh,
+    Where,
+    unbroadcast,
+)
+from .matmul import Matmul  # noqa: F401
+from .movement import Cat, Expand, Getitem, Permute, Reshape, Stack  # noqa: F401
+from .reduce import LogSoftmax, Max, Mean, Min, Softmax, Sum, Var  # noqa: F401

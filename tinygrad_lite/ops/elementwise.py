@@ -1,0 +1,294 @@
+"""Elementwise ops: forward and the local derivative side by side.
+
+Binary ops broadcast as NumPy does. Broadcasting copies an input along new or size-1 axes, so the chain rule sums
+the output gradient back over exactly those axes: that is `unbroadcast`. A backward never modifies the incoming
+`grad` in place (it may be shared with other nodes).
+
+Constants are Python floats, never NumPy float64 scalars: under NumPy 2, float32_array * np.float64(c) is float64,
+and a silent upcast would double the memory and time of every op.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..function import Function
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, so it has `shape` again."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, s in enumerate(shape) if s == 1 and grad.shape[i + extra] != 1)
+    return grad.sum(axis=axes, keepdims=False).reshape(shape) if axes else grad.reshape(shape)
+
+
+def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+class Add(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _broadcast_check("add", a, b)
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _broadcast_check("sub", a, b)
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), (unbroadcast(-g, sb) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _broadcast_check("mul", a, b)
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g * b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _broadcast_check("div", a, b)
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g / b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None  # d(a/b)/db = -a/b^2
+        return ga, gb
+
+
+class PowScalar(Function):
+    """x ** c for a constant c: d/dx = c * x^(c-1)."""
+
+    def forward(self, x, exponent):
+        self.x, self.c = x, exponent
+        return x**exponent
+
+    def backward(self, g):
+        c = self.c
+        if c == 0:
+            return np.zeros_like(self.x)
+        return g * (c * self.x ** (c - 1))
+
+
+class Pow(Function):
+    """a ** b with both tensors: d/da = b a^(b-1), d/db = a^b ln a (defined where a > 0)."""
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _broadcast_check("pow", a, b)
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        gb = None
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # torch defines the b-gradient as 0 where a == 0 and b >= 0 (0^b is flat there).
+                lg = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0.0, np.nan)).astype(a.dtype)
+            gb = unbroadcast(g * self.out * lg, b.shape)
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Cast(Function):
+    """Change dtype; the gradient flows back in the input's dtype (only between float types)."""
+
+    def forward(self, x, dtype):
+        self.dtype_in = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype_in)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return g / (2.0 * self.out)  # d sqrt(x) = 1 / (2 sqrt(x))
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return g * (1.0 - self.out * self.out)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Stable logistic: never evaluates exp of a large positive number."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, g):
+        s = self.out
+        return g * s * (1.0 - s)
+
+
+class Relu(Function):
+    """max(x, 0). At exactly x = 0 the gradient is 0, as in PyTorch (a subgradient choice)."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Abs(Function):
+    """|x|, gradient sign(x): 0 at exactly 0, as in PyTorch."""
+
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, g):
+        return g * np.sign(self.x)
+
+
+class Silu(Function):
+    """x * sigmoid(x) (Swish); d/dx = s + x s (1 - s) = s (1 + x (1 - s))."""
+
+    def forward(self, x):
+        self.x, self.s = x, sigmoid(x)
+        return x * self.s
+
+    def backward(self, g):
+        s = self.s
+        return g * (s * (1.0 + self.x * (1.0 - s)))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Exact erf elementwise (NumPy has none); slow-ish, used only by gelu(approximate='none')."""
+    return _erf(x).astype(x.dtype)
+
+
+class Gelu(Function):
+    """Gaussian Error Linear Unit (Hendrycks & Gimpel 2016).
+
+    "none": x * Phi(x) with Phi the normal CDF, 0.5 (1 + erf(x / sqrt 2)); d/dx = Phi(x) + x phi(x).
+    "tanh": 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), GPT-2's "gelu_new";
+            d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    """
+
+    def forward(self, x, approximate="tanh"):
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            return 0.5 * x * (1.0 + self.t)
+        self.cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        if self.approximate == "tanh":
+            t = self.t
+            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        return g * (self.cdf + x * pdf)
+
+
+class Where(Function):
+    """cond ? a : b, with cond a constant boolean array. Each branch gets the gradient where it was chosen."""
+
+    def forward(self, a, b, cond):
+        self.cond, self.sa, self.sb = cond, a.shape, b.shape
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise ValueError(f"where: shapes cond {cond.shape}, a {a.shape}, b {b.shape} cannot be broadcast") from None
+
+    def backward(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        ga = unbroadcast(np.where(self.cond, g, zero), self.sa) if self.needs_input_grad[0] else None
+        gb = unbroadcast(np.where(self.cond, zero, g), self.sb) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class MaskedFill(Function):
+    """x with entries where mask is True replaced by value; mask broadcasts to x's shape."""
+
+    def forward(self, x, mask, value):
+        try:
+            self.mask = np.broadcast_to(mask, x.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {x.shape}") from None
+        return np.where(self.mask, np.asarray(value, dtype=x.dtype), x)
+
+    def backward(self, g):
+        return np.where(self.mask, np.zeros((), dtype=g.dtype), g)

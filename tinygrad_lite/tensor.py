@@ -1,0 +1,467 @@
+"""Tensor: an np.ndarray that remembers how it was made, so gradients can flow back through it.
+
+`.data` is the array, `.grad` the accumulated gradient (an array of the same shape and dtype, or None), and `._ctx`
+the Function that produced it (None for leaves). `backward()` walks the graph of Functions in reverse topological
+order, computed iteratively so a chain of 100,000 ops needs no recursion, and calls each Function's `backward`.
+
+Why the topological order matters (micrograd's classic case): for `b = a + a; c = b + b`, the gradient of `b` is the
+sum of two contributions; it may only be passed on to `a` once both have arrived. Visiting nodes in reverse
+topological order guarantees every consumer of a node has run before the node itself.
+
+Dtypes follow PyTorch: float Python data becomes float32, float64 arrays stay float64, and a Python scalar in an
+expression takes the tensor's dtype (`x * 0.5` stays float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import function as _function
+from .function import is_grad_enabled
+from .ops import elementwise as E
+from .ops import matmul as M
+from .ops import movement as V
+from .ops import reduce as R
+
+DEFAULT_FLOAT = np.float32
+
+
+def _is_float(dtype) -> bool:
+    return np.issubdtype(dtype, np.floating)
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None:
+            arr = np.asarray(data, dtype=dtype)
+        elif isinstance(data, np.ndarray):
+            arr = data  # shares memory, like torch.from_numpy
+        else:
+            arr = np.asarray(data)
+            if arr.dtype == np.float64:
+                arr = arr.astype(DEFAULT_FLOAT)  # Python floats become float32, as torch.tensor does
+        if requires_grad and not _is_float(arr.dtype):
+            raise ValueError(f"only floating-point tensors can require grad, got dtype {arr.dtype}")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._hooks = None
+        self._retains_grad = False
+        self.name = name
+
+    @classmethod
+    def _wrap(cls, arr, requires_grad: bool) -> Tensor:
+        """Fast constructor for op outputs: no dtype logic, no copy."""
+        t = cls.__new__(cls)
+        t.data = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = None
+        t._hooks = None
+        t._retains_grad = False
+        t.name = None
+        return t
+
+    # ----- properties and conversions -----
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._ctx is None)
+    T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing the same data, cut from the graph."""
+        return Tensor._wrap(self.data, False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not _is_float(self.dtype):
+            raise ValueError(f"only floating-point tensors can require grad, got dtype {self.dtype}")
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def astype(self, dtype) -> Tensor:
+        return E.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def __repr__(self):
+        op = f", grad_fn={type(self._ctx).__name__}" if self._ctx is not None else ""
+        rg = ", requires_grad=True" if self.requires_grad and self._ctx is None else ""
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=20, edgeitems=2)
+        return f"Tensor({body}, shape={self.shape}, dtype={self.dtype}{rg}{op})"
+
+    # ----- constructors -----
+    @staticmethod
+    def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
+        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
+        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def randn(*shape, rng=None, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
+        rng = np.random.default_rng() if rng is None else rng
+        return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+
+    # ----- autograd -----
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * grad into every leaf's .grad (implicit grad 1 for a one-element tensor)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no input had requires_grad=True)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element output, got shape {self.shape}")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}")
+
+        topo = self._topological_order()
+        grads = {id(self): [grad, False]}  # id -> [array, owned]; owned arrays may be accumulated into in place
+        anomaly = _function._anomaly_enabled
+        for node in reversed(topo):
+            entry = grads.pop(id(node), None)
+            if entry is None:
+                continue
+            g = entry[0]
+            if node._hooks:
+                for hook in node._hooks:
+                    out = hook(g)
+                    if out is not None:
+                        g = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=node.dtype)
+                        entry[1] = False
+            ctx = node._ctx
+            if ctx is None or node._retains_grad:
+                if node.grad is None:
+                    node.grad = g if entry[1] else g.copy()
+                else:
+                    node.grad += g
+            if ctx is None:
+                continue
+            if ctx.released:
+                raise RuntimeError(
+                    f"backward through {type(ctx).__name__} a second time: its saved arrays were freed by the "
+                    "first backward. Pass retain_graph=True to the first backward() to keep them."
+                )
+            in_grads = ctx.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if len(in_grads) != len(ctx.parents):
+                raise RuntimeError(
+                    f"{type(ctx).__name__}.backward returned {len(in_grads)} gradients for {len(ctx.parents)} inputs"
+                )
+            for parent, pg, needed in zip(ctx.parents, in_grads, ctx.needs_input_grad):
+                if not needed or pg is None:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(
+                        f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
+                        f"for an input of shape {parent.shape}"
+                    )
+                if pg.dtype != parent.dtype:
+                    pg = pg.astype(parent.dtype)
+                if anomaly and not _function._finite(pg):
+                    raise _function.AnomalyError(
+                        f"{type(ctx).__name__} produced NaN/Inf in backward; the op was created at {ctx.created_at}"
+                    )
+                slot = grads.get(id(parent))
+                if slot is None:
+                    grads[id(parent)] = [pg, False]
+                elif slot[1]:
+                    np.add(slot[0], pg, out=slot[0])
+                else:
+                    slot[0] = slot[0] + pg
+                    slot[1] = True
+            if not retain_graph:
+                ctx.release()
+
+    def _topological_order(self) -> list:
+        """Iterative depth-first post-order: every node appears after all of its inputs."""
+        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            if node._ctx is not None:
+                for parent in node._ctx.parents:
+                    if parent.requires_grad and id(parent) not in visited:
+                        stack.append((parent, False))
+        return order
+
+    def retain_grad(self) -> Tensor:
+        """Keep .grad on a non-leaf tensor after backward (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+        return self
+
+    def register_hook(self, fn):
+        """fn(grad) runs when this tensor's gradient is complete; a non-None return value replaces the gradient."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook() on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+        return fn
+
+    # ----- arithmetic -----
+    def _other(self, x) -> Tensor:
+        """Turn the other operand into a Tensor without letting a Python scalar change this tensor's dtype."""
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+            if isinstance(x, float) and not _is_float(self.dtype):
+                return Tensor._wrap(np.asarray(x, dtype=DEFAULT_FLOAT), False)
+            return Tensor._wrap(np.asarray(x, dtype=self.dtype), False)
+        return Tensor(x)
+
+    def _binary(self, op, other, reverse=False):
+        other = self._other(other)
+        a, b = (other, self) if reverse else (self, other)
+        # NumPy promotes float32 with int64 to float64; torch keeps the float dtype. Do as torch.
+        fa, fb = _is_float(a.dtype), _is_float(b.dtype)
+        if fa and not fb:
+            b = Tensor._wrap(b.data.astype(a.dtype), False)
+        elif fb and not fa:
+            a = Tensor._wrap(a.data.astype(b.dtype), False)
+        return op.apply(a, b)
+
+    def __add__(self, o):
+        return self._binary(E.Add, o)
+
+    def __radd__(self, o):
+        return self._binary(E.Add, o, reverse=True)
+
+    def __sub__(self, o):
+        return self._binary(E.Sub, o)
+
+    def __rsub__(self, o):
+        return self._binary(E.Sub, o, reverse=True)
+
+    def __mul__(self, o):
+        return self._binary(E.Mul, o)
+
+    def __rmul__(self, o):
+        return self._binary(E.Mul, o, reverse=True)
+
+    def __truediv__(self, o):
+        if not _is_float(self.dtype) and not (isinstance(o, Tensor) and _is_float(o.dtype)):
+            return self.astype(DEFAULT_FLOAT)._binary(E.Div, o)  # integer / integer is true division in float32
+        return self._binary(E.Div, o)
+
+    def __rtruediv__(self, o):
+        if not _is_float(self.dtype):
+            return self.astype(DEFAULT_FLOAT)._binary(E.Div, o, reverse=True)
+        return self._binary(E.Div, o, reverse=True)
+
+    def __pow__(self, o):
+        if isinstance(o, (int, float)) and not isinstance(o, bool):
+            return E.PowScalar.apply(self, exponent=o)
+        return self._binary(E.Pow, o)
+
+    def __rpow__(self, o):
+        return self._binary(E.Pow, o, reverse=True)
+
+    def __neg__(self):
+        return E.Neg.apply(self)
+
+    def __matmul__(self, o):
+        return M.Matmul.apply(self, o if isinstance(o, Tensor) else Tensor(o))
+
+    def __rmatmul__(self, o):
+        return M.Matmul.apply(Tensor(o), self)
+
+    def matmul(self, o):
+        return self @ o
+
+    # Comparisons give boolean tensors with no gradient (torch semantics); Tensors still hash by identity.
+    __hash__ = object.__hash__
+
+    def _compare(self, fn, o):
+        return Tensor._wrap(fn(self.data, o.data if isinstance(o, Tensor) else o), False)
+
+    def __lt__(self, o):
+        return self._compare(np.less, o)
+
+    def __le__(self, o):
+        return self._compare(np.less_equal, o)
+
+    def __gt__(self, o):
+        return self._compare(np.greater, o)
+
+    def __ge__(self, o):
+        return self._compare(np.greater_equal, o)
+
+    def __eq__(self, o):
+        return self._compare(np.equal, o)
+
+    def __ne__(self, o):
+        return self._compare(np.not_equal, o)
+
+    # ----- unary -----
+    def exp(self):
+        return E.Exp.apply(self)
+
+    def log(self):
+        return E.Log.apply(self)
+
+    def sqrt(self):
+        return E.Sqrt.apply(self)
+
+    def tanh(self):
+        return E.Tanh.apply(self)
+
+    def sigmoid(self):
+        return E.Sigmoid.apply(self)
+
+    def relu(self):
+        return E.Relu.apply(self)
+
+    def abs(self):
+        return E.Abs.apply(self)
+
+    def silu(self):
+        return E.Silu.apply(self)
+
+    def gelu(self, approximate: str = "tanh"):
+        if approximate not in ("tanh", "none"):
+            raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
+        return E.Gelu.apply(self, approximate=approximate)
+
+    def softmax(self, axis: int = -1):
+        return R.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1):
+        return R.LogSoftmax.apply(self, axis=axis)
+
+    # ----- reductions -----
+    def sum(self, axis=None, keepdims: bool = False):
+        return R.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return R.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return R.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        return R.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims: bool = False, correction: int = 0):
+        return R.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+
+    # ----- movement -----
+    def reshape(self, *shape):
+        return V.Reshape.apply(self, shape=_shape_arg(shape))
+
+    view = reshape
+
+    def permute(self, *axes):
+        return V.Permute.apply(self, axes=_shape_arg(axes))
+
+    def transpose(self, ax1: int = -2, ax2: int = -1):
+        axes = list(range(self.ndim))
+        axes[ax1], axes[ax2] = axes[ax2], axes[ax1]
+        return self.permute(*axes)
+
+    def expand(self, *shape):
+        return V.Expand.apply(self, shape=_shape_arg(shape))
+
+    def squeeze(self, axis=None):
+        if axis is None:
+            shape = tuple(s for s in self.shape if s != 1)
+        else:
+            axes = {a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+            for a in axes:
+                if self.shape[a] != 1:
+                    raise ValueError(f"squeeze: axis {a} has size {self.shape[a]}, not 1 (shape {self.shape})")
+            shape = tuple(s for i, s in enumerate(self.shape) if i not in axes)
+        return V.Reshape.apply(self, shape=shape)
+
+    def unsqueeze(self, axis: int):
+        axis = axis % (self.ndim + 1)
+        return V.Reshape.apply(self, shape=self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = start_axis % self.ndim, end_axis % self.ndim
+        return V.Reshape.apply(self, shape=self.shape[:s] + (-1,) + self.shape[e + 1 :])
+
+    def __getitem__(self, index):
+        return V.Getitem.apply(self, index=V.normalize_index(index))
+
+    @staticmethod
+    def cat(tensors, axis: int = 0):
+        return V.Cat.apply(*tensors, axis=axis)
+
+    @staticmethod
+    def stack(tensors, axis: int = 0):
+        return V.Stack.apply(*tensors, axis=axis)
+
+    def split(self, size: int, axis: int = 0) -> list:
+        """Pieces of `size` along axis (the last may be smaller), as torch.split with an int."""
+        if size < 1:
+            raise ValueError(f"split: size must be >= 1, got {size}")
+        n = self.shape[axis]
+        pre = (slice(None),) * (axis % self.ndim)
+        return [self[pre + (slice(i, min(i + size, n)),)] for i in range(0, n, size)]
+
+    @staticmethod
+    def where(cond, a, b):
+        cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+        if not isinstance(a, Tensor):
+            a = b._other(a) if isinstance(b, Tensor) else Tensor(a)
+        if not isinstance(b, Tensor):
+            b = a._other(b)
+        return E.Where.apply(a, b, cond=cond)
+
+    def masked_fill(self, mask, value: float):
+        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+        return E.MaskedFill.apply(self, mask=mask, value=value)
+
+
+def _shape_arg(shape) -> tuple:
+    """Accept both f(2, 3) and f((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+_function.Tensor = Tensor
+__all__ = ["Tensor", "is_grad_enabled"]
