@@ -66,6 +66,8 @@ def _as_array(key, value) -> np.ndarray:
         raise ValueError(f"tensor names must be str, got {type(key).__name__} {key!r}")
     if key == "__metadata__":
         raise ValueError("'__metadata__' is reserved by the safetensors format and cannot name a tensor")
+    if isinstance(value, np.ndarray):
+        return value
     # A Tensor (or anything holding its array in .data) is saved as its array; the format stores no gradients.
     data = getattr(value, "data", None)
     return data if isinstance(data, np.ndarray) else np.asarray(value)
