@@ -139,7 +139,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a one-element output, got shape {self.shape}")
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, dtype=self.data.dtype)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:

@@ -33,13 +33,21 @@ def _expand_back(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np
     return g
 
 
+def _broadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """g copied out to `shape`: one allocation and one C-level fill, cheaper than np.broadcast_to's Python path
+    for the small arrays where per-op overhead matters, and the result is writable."""
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g
+    return out
+
+
 class Sum(Function):
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axes, self.keepdims = x.shape, normalize_axis(axis, x.ndim), keepdims
         return np.asarray(x.sum(axis=self.axes, keepdims=keepdims))
 
     def backward(self, g):
-        return np.broadcast_to(_expand_back(g, self.axes, self.keepdims, self.shape), self.shape)
+        return _broadcast(_expand_back(g, self.axes, self.keepdims, self.shape), self.shape)
 
 
 class Mean(Function):
@@ -50,7 +58,7 @@ class Mean(Function):
 
     def backward(self, g):
         g = _expand_back(g, self.axes, self.keepdims, self.shape) * (1.0 / self.n)
-        return np.broadcast_to(g, self.shape)
+        return _broadcast(g, self.shape)
 
 
 class Max(Function):
