@@ -108,16 +108,21 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
-        for t in tensors:
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{cls.__name__}.apply takes Tensors as positional arguments, got {type(t).__name__}")
+        try:
+            arrays = [t.data for t in tensors]
+            needs = tuple([t.requires_grad for t in tensors])
+        except AttributeError:
+            bad = next(t for t in tensors if not isinstance(t, Tensor))
+            raise TypeError(
+                f"{cls.__name__}.apply takes Tensors as positional arguments, got {type(bad).__name__}"
+            ) from None
         ctx = cls()
         # Set before forward so forward may skip saving what no backward will need.
-        ctx.needs_input_grad = needs = tuple(t.requires_grad for t in tensors)
-        out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        ctx.needs_input_grad = needs
+        out = ctx.forward(*arrays, **kwargs)
         if _anomaly_enabled and not _finite(out):
             raise AnomalyError(f"{cls.__name__} produced NaN/Inf in forward, called from {_user_frame()}")
-        requires_grad = _grad_enabled and any(needs)
+        requires_grad = _grad_enabled and True in needs
         result = Tensor._wrap(out, requires_grad)
         if requires_grad:
             ctx.parents = tensors

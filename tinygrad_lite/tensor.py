@@ -148,8 +148,9 @@ class Tensor:
         topo = self._topological_order()
         grads = {id(self): [grad, False]}  # id -> [array, owned]; owned arrays may be accumulated into in place
         anomaly = _function._anomaly_enabled
+        pop, get = grads.pop, grads.get
         for node in reversed(topo):
-            entry = grads.pop(id(node), None)
+            entry = pop(id(node), None)
             if entry is None:
                 continue
             g = entry[0]
@@ -173,27 +174,28 @@ class Tensor:
                     "first backward. Pass retain_graph=True to the first backward() to keep them."
                 )
             in_grads = ctx.backward(g)
-            if not isinstance(in_grads, tuple):
+            parents = ctx.parents
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            if len(in_grads) != len(ctx.parents):
-                raise RuntimeError(
-                    f"{type(ctx).__name__}.backward returned {len(in_grads)} gradients for {len(ctx.parents)} inputs"
-                )
-            for parent, pg, needed in zip(ctx.parents, in_grads, ctx.needs_input_grad):
-                if not needed or pg is None:
+            if len(in_grads) != len(parents):
+                raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(in_grads)} gradients for "
+                                   f"{len(parents)} inputs")
+            for parent, pg, needed in zip(parents, in_grads, ctx.needs_input_grad):
+                if pg is None or not needed:
                     continue
-                if pg.shape != parent.shape:
+                pdata = parent.data
+                if pg.shape != pdata.shape:
                     raise RuntimeError(
                         f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {parent.shape}"
+                        f"for an input of shape {pdata.shape}"
                     )
-                if pg.dtype != parent.dtype:
-                    pg = pg.astype(parent.dtype)
+                if pg.dtype != pdata.dtype:
+                    pg = pg.astype(pdata.dtype)
                 if anomaly and not _function._finite(pg):
                     raise _function.AnomalyError(
                         f"{type(ctx).__name__} produced NaN/Inf in backward; the op was created at {ctx.created_at}"
                     )
-                slot = grads.get(id(parent))
+                slot = get(id(parent))
                 if slot is None:
                     grads[id(parent)] = [pg, False]
                 elif slot[1]:
@@ -208,19 +210,21 @@ class Tensor:
         """Iterative depth-first post-order: every node appears after all of its inputs."""
         order, visited = [], set()
         stack = [(self, False)]
+        push, pop, seen = stack.append, stack.pop, visited.add
         while stack:
-            node, expanded = stack.pop()
+            node, expanded = pop()
             if expanded:
                 order.append(node)
                 continue
             if id(node) in visited:
                 continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.parents:
+            seen(id(node))
+            push((node, True))
+            ctx = node._ctx
+            if ctx is not None:
+                for parent in ctx.parents:
                     if parent.requires_grad and id(parent) not in visited:
-                        stack.append((parent, False))
+                        push((parent, False))
         return order
 
     def retain_grad(self) -> Tensor:
