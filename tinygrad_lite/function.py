@@ -16,6 +16,8 @@ is therefore `self.__dict__.clear()`, whatever names a subclass used for what it
 from __future__ import annotations
 
 import functools
+import math
+import os
 import traceback
 
 import numpy as np
@@ -30,7 +32,17 @@ def is_grad_enabled() -> bool:
 
 
 class no_grad:
-    """Context manager and decorator that disables graph building (torch.no_grad)."""
+    """Context manager and decorator that disables graph building (torch.no_grad).
+
+    Usable as `with no_grad():`, `@no_grad()` and, as in recent PyTorch, bare `@no_grad`.
+    """
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
+
+    def __init__(self, fn=None):
+        pass
 
     def __enter__(self):
         global _grad_enabled
@@ -84,17 +96,32 @@ class detect_anomaly:
 Tensor = None  # set by tensor.py once Tensor exists (avoids an import on every op)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the separator: not tinygrad_lite_examples/
+
+
 def _user_frame() -> str:
     """The innermost stack frame outside tinygrad_lite: the line of user code that called the op."""
-    here = __file__.rsplit("/", 1)[0]
     for frame in reversed(traceback.extract_stack()[:-1]):
-        if not frame.filename.startswith(here):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
             return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}: {frame.line}'
     return "<unknown>"
 
 
 def _finite(a) -> bool:
     return a is None or not np.issubdtype(np.asarray(a).dtype, np.floating) or bool(np.isfinite(a).all())
+
+
+def _produced_nonfinite(out, arrays, kwargs) -> bool:
+    """True when the op itself created a NaN/Inf: the output has one and no input (array or scalar argument) had.
+
+    An Inf that was already in an input, or that the user asked for (`masked_fill(mask, -inf)` for attention), is
+    not an anomaly of this op; the first op that produced it is the one worth naming.
+    """
+    if _finite(out):
+        return False
+    if any(isinstance(v, float) and not math.isfinite(v) for v in kwargs.values()):
+        return False
+    return all(_finite(a) for a in arrays)
 
 
 class Function:
@@ -120,9 +147,12 @@ class Function:
         # Set before forward so forward may skip saving what no backward will need.
         ctx.needs_input_grad = needs
         out = ctx.forward(*arrays, **kwargs)
-        if _anomaly_enabled and not _finite(out):
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out)  # a user op may return a NumPy or Python scalar
+        if _anomaly_enabled and _produced_nonfinite(out, arrays, kwargs):
             raise AnomalyError(f"{cls.__name__} produced NaN/Inf in forward, called from {_user_frame()}")
-        requires_grad = _grad_enabled and True in needs
+        # Integer results (a cast to int) carry no gradient, as in torch: integer tensors never require grad.
+        requires_grad = _grad_enabled and True in needs and out.dtype.kind == "f"
         result = Tensor._wrap(out, requires_grad)
         if requires_grad:
             ctx.parents = tensors
