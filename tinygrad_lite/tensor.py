@@ -30,6 +30,29 @@ def _is_float(dtype) -> bool:
     return np.issubdtype(dtype, np.floating)
 
 
+def _promote(a: Tensor, b: Tensor) -> tuple:
+    """Bring two operands to a common dtype the way torch does, where NumPy would silently upcast to float64.
+
+    - float with integer/bool: the integer side takes the float dtype (NumPy: float32 + int64 -> float64).
+    - two float dtypes: a 0-d tensor is a scalar in disguise and takes the other operand's dtype; otherwise NumPy's
+      rule (the wider wins) applies, as torch's does for two tensors with dimensions.
+    """
+    da, db = a.data.dtype, b.data.dtype
+    if da == db:
+        return a, b
+    fa, fb = _is_float(da), _is_float(db)
+    if fa and not fb:
+        return a, Tensor._wrap(b.data.astype(da), False)  # integers never require grad: no graph node needed
+    if fb and not fa:
+        return Tensor._wrap(a.data.astype(db), False), b
+    if fa and fb:
+        if a.ndim == 0 and b.ndim > 0:
+            return a.astype(db), b
+        if b.ndim == 0 and a.ndim > 0:
+            return a, b.astype(da)
+    return a, b
+
+
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
@@ -78,6 +101,18 @@ class Tensor:
 
     def __len__(self):
         return len(self.data)
+
+    def __bool__(self):
+        # Without this, Python would fall back to __len__: bool(Tensor([0.0])) would be True.
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
 
     def numpy(self) -> np.ndarray:
         return self.data
@@ -151,7 +186,9 @@ class Tensor:
         pop, get = grads.pop, grads.get
         for node in reversed(topo):
             entry = pop(id(node), None)
-            if entry is None:
+            if entry is None:  # no gradient reached this node (a backward returned None for it): free it all the same
+                if not retain_graph and node._ctx is not None:
+                    node._ctx.release()
                 continue
             g = entry[0]
             if node._hooks:
@@ -159,11 +196,14 @@ class Tensor:
                     out = hook(g)
                     if out is not None:
                         g = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=node.dtype)
+                        if g.shape != node.shape:
+                            raise ValueError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                                             f"{g.shape} for a tensor of shape {node.shape}")
                         entry[1] = False
             ctx = node._ctx
             if ctx is None or node._retains_grad:
                 if node.grad is None:
-                    node.grad = g if entry[1] else g.copy()
+                    node.grad = g if entry[1] else np.array(g, order="C")  # np.array: a 0-d grad stays an ndarray
                 else:
                     node.grad += g
             if ctx is None:
@@ -176,13 +216,15 @@ class Tensor:
             in_grads = ctx.backward(g)
             parents = ctx.parents
             if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
+                in_grads = tuple(in_grads) if type(in_grads) is list else (in_grads,)
             if len(in_grads) != len(parents):
                 raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(in_grads)} gradients for "
                                    f"{len(parents)} inputs")
             for parent, pg, needed in zip(parents, in_grads, ctx.needs_input_grad):
                 if pg is None or not needed:
                     continue
+                if type(pg) is not np.ndarray:
+                    pg = np.asarray(pg)  # NumPy returns scalars from arithmetic on 0-d arrays
                 pdata = parent.data
                 if pg.shape != pdata.shape:
                     raise RuntimeError(
@@ -192,8 +234,9 @@ class Tensor:
                 if pg.dtype != pdata.dtype:
                     pg = pg.astype(pdata.dtype)
                 if anomaly and not _function._finite(pg):
+                    where = ctx.created_at or "<unknown: the forward ran outside detect_anomaly()>"
                     raise _function.AnomalyError(
-                        f"{type(ctx).__name__} produced NaN/Inf in backward; the op was created at {ctx.created_at}"
+                        f"{type(ctx).__name__} produced NaN/Inf in backward; the op was created at {where}"
                     )
                 slot = get(id(parent))
                 if slot is None:
@@ -201,7 +244,7 @@ class Tensor:
                 elif slot[1]:
                     np.add(slot[0], pg, out=slot[0])
                 else:
-                    slot[0] = slot[0] + pg
+                    slot[0] = np.asarray(slot[0] + pg)  # a fresh array we own (asarray: 0-d sums are scalars)
                     slot[1] = True
             if not retain_graph:
                 ctx.release()
@@ -251,18 +294,15 @@ class Tensor:
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             if isinstance(x, float) and not _is_float(self.dtype):
                 return Tensor._wrap(np.asarray(x, dtype=DEFAULT_FLOAT), False)
+            if self.dtype == np.bool_ and not isinstance(x, bool):
+                return Tensor._wrap(np.asarray(x, dtype=np.int64), False)  # True + 2 is 3, not True
             return Tensor._wrap(np.asarray(x, dtype=self.dtype), False)
         return Tensor(x)
 
     def _binary(self, op, other, reverse=False):
         other = self._other(other)
         a, b = (other, self) if reverse else (self, other)
-        # NumPy promotes float32 with int64 to float64; torch keeps the float dtype. Do as torch.
-        fa, fb = _is_float(a.dtype), _is_float(b.dtype)
-        if fa and not fb:
-            b = Tensor._wrap(b.data.astype(a.dtype), False)
-        elif fb and not fa:
-            a = Tensor._wrap(a.data.astype(b.dtype), False)
+        a, b = _promote(a, b)
         return op.apply(a, b)
 
     def __add__(self, o):
@@ -294,8 +334,11 @@ class Tensor:
         return self._binary(E.Div, o, reverse=True)
 
     def __pow__(self, o):
-        if isinstance(o, (int, float)) and not isinstance(o, bool):
-            return E.PowScalar.apply(self, exponent=o)
+        if isinstance(o, (int, float, np.integer, np.floating)) and not isinstance(o, (bool, np.bool_)):
+            # A Python number: np.float64(2.0) as exponent would turn float32 ** it into float64 under NumPy 2.
+            o = int(o) if isinstance(o, (int, np.integer)) else float(o)
+            x = self if _is_float(self.dtype) or isinstance(o, int) else self.astype(DEFAULT_FLOAT)
+            return E.PowScalar.apply(x, exponent=o)
         return self._binary(E.Pow, o)
 
     def __rpow__(self, o):
@@ -305,10 +348,11 @@ class Tensor:
         return E.Neg.apply(self)
 
     def __matmul__(self, o):
-        return M.Matmul.apply(self, o if isinstance(o, Tensor) else Tensor(o))
+        # _promote: float32 @ an int64 array would otherwise be a float64 product, twice the time and memory.
+        return M.Matmul.apply(*_promote(self, o if isinstance(o, Tensor) else Tensor(o)))
 
     def __rmatmul__(self, o):
-        return M.Matmul.apply(Tensor(o), self)
+        return M.Matmul.apply(*_promote(Tensor(o), self))
 
     def matmul(self, o):
         return self @ o
@@ -453,7 +497,7 @@ class Tensor:
             a = b._other(a) if isinstance(b, Tensor) else Tensor(a)
         if not isinstance(b, Tensor):
             b = a._other(b)
-        return E.Where.apply(a, b, cond=cond)
+        return E.Where.apply(*_promote(a, b), cond=cond)
 
     def masked_fill(self, mask, value: float):
         mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
