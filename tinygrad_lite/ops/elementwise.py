@@ -111,7 +111,12 @@ class Pow(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
-        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        ga = None
+        if self.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ga = g * b * a ** (b - 1)
+            # b == 0: a^0 is constant, so the gradient is 0 even at a == 0 (where 0 * 0^-1 would be nan), as torch
+            ga = unbroadcast(np.where(b == 0, np.zeros((), dtype=ga.dtype), ga), a.shape)
         gb = None
         if self.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):

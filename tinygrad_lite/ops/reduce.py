@@ -76,9 +76,10 @@ class Max(Function):
 
     def backward(self, g):
         mask = self.x == self.out_k
-        count = mask.sum(axis=self.axes, keepdims=True)
+        # the count in g's dtype: an int64 count would make g / count a float64 temporary for float32 inputs
+        count = mask.sum(axis=self.axes, keepdims=True, dtype=g.dtype)
         g = _expand_back(g, self.axes, self.keepdims, self.x.shape)
-        return mask * (g / count).astype(g.dtype, copy=False)
+        return mask * (g / count)
 
 
 class Min(Max):
@@ -101,7 +102,11 @@ class Var(Function):
 
     def backward(self, g):
         g = _expand_back(g, self.axes, self.keepdims, self.shape)
-        return g * self.centered * (2.0 / self.denom)
+        # n <= correction: the forward divided by zero (nan/inf); inf here makes the gradient nan/inf too, as torch's,
+        # instead of a Python ZeroDivisionError.
+        scale = 2.0 / self.denom if self.denom else float("inf")
+        with np.errstate(invalid="ignore"):
+            return g * self.centered * scale
 
 
 class Softmax(Function):
