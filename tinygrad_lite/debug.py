@@ -8,7 +8,8 @@
             ├── leaf x (4, 5) float32 requires_grad
             └── leaf w (5, 3) float32 requires_grad
 
-A node reached twice (as x in (x + x) * x) is printed once and referred to as "(seen above)" afterwards.
+An op node reached twice (as `s` in `s = x + x; y = s * s`) is printed in full once and marked "(seen above)"
+afterwards; leaves are short, so they are printed wherever they appear.
 Anomaly detection (NaN/Inf naming the op and the user line) is `tinygrad_lite.detect_anomaly`.
 """
 
@@ -64,7 +65,8 @@ def to_dot(t: Tensor) -> str:
             continue
         seen.add(id(node))
         shape = "box" if node._ctx is not None else "ellipse"
-        out.append(f'  n{id(node)} [label="{_label(node)}", shape={shape}];')
+        label = _label(node).replace("\\", "\\\\").replace('"', '\\"')  # a tensor name may hold quotes
+        out.append(f'  n{id(node)} [label="{label}", shape={shape}];')
         for parent in _inputs(node):
             out.append(f"  n{id(parent)} -> n{id(node)};")
             stack.append(parent)

@@ -64,7 +64,7 @@ class CrossEntropy(Function):
             scale = g.reshape(-1, 1) * self.valid[:, None]
         else:
             w = 1.0 / self.n_valid if self.reduction == "mean" and self.n_valid else 1.0
-            scale = (self.valid * (float(g) * w)).astype(grad.dtype)[:, None]
+            scale = self.valid.astype(grad.dtype)[:, None] * (float(g) * w)  # bool -> float32 first: no float64
         grad *= scale
         return grad.reshape(self.in_shape), None
 
@@ -82,7 +82,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, label_smoot
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return CrossEntropy.apply(logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing,
+    # float(): a NumPy float64 smoothing factor would upcast a float32 loss
+    return CrossEntropy.apply(logits, targets, ignore_index=ignore_index, label_smoothing=float(label_smoothing),
                               reduction=reduction)
 
 

@@ -106,14 +106,17 @@ class Module:
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters in place. Shape mismatches always raise; with strict=True missing and
         unexpected keys raise too, all listed in one error."""
+        # Tensors (e.g. another model's parameters) are read through their arrays; np.shape(Tensor) would not work.
+        state_dict = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
         own = dict(self.named_parameters())
-        buffers = dict(self.named_modules())
-        own_buffers = {name for name, _ in self.named_buffers()}
+        modules = dict(self.named_modules())
+        own_buffers = dict(self.named_buffers())
         missing = [k for k in list(own) + sorted(own_buffers) if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own and k not in own_buffers]
         mismatched = [
-            f"{k}: checkpoint {tuple(np.shape(state_dict[k]))} vs model {own[k].shape}"
-            for k in own if k in state_dict and tuple(np.shape(state_dict[k])) != own[k].shape
+            f"{k}: checkpoint {tuple(np.shape(state_dict[k]))} vs model {tuple(np.shape(v))}"
+            for k, v in [(k, p.data) for k, p in own.items()] + list(own_buffers.items())
+            if k in state_dict and tuple(np.shape(state_dict[k])) != tuple(np.shape(v))
         ]
         problems = []
         if mismatched:
@@ -126,13 +129,11 @@ class Module:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + " | ".join(problems))
         for k, p in own.items():
             if k in state_dict:
-                value = state_dict[k]
-                np.copyto(p.data, value.data if isinstance(value, Tensor) else np.asarray(value), casting="unsafe")
+                np.copyto(p.data, np.asarray(state_dict[k]), casting="unsafe")
         for k in own_buffers:
             if k in state_dict:
                 mod_name, _, name = k.rpartition(".")
-                mod = buffers[mod_name]
-                mod.register_buffer(name, np.array(state_dict[k]))
+                modules[mod_name].register_buffer(name, np.array(state_dict[k]))
         return IncompatibleKeys(missing, unexpected)
 
     # ----- modes and gradients -----
