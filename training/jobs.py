@@ -1,0 +1,187 @@
+"""Jobs: what each preset trains, on what data, with what loss and what metric.
+
+A job bundles a model with its data and tells the loop (training/loop.py) how to draw a batch, compute the loss,
+measure the held-out metric, show examples and save the model. The loop knows nothing about tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinygrad_lite import no_grad
+
+from . import data as D
+from .checkpoint import CheckpointError
+from .options import OptionError, TrainOptions
+
+# Options that fix the model's shape or the data: a checkpoint trained with other values cannot be resumed.
+ARCHITECTURE = ("preset", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "digits", "vocab_size", "task",
+                "n_experts", "top_k", "data")
+
+
+class Job:
+    metric_name = "accuracy"
+    model_kind = "gpt2"
+
+    def __init__(self, opts: TrainOptions):
+        self.opts = opts
+        # One generator for all dropout masks, saved in the checkpoint, so a resumed run draws the same masks.
+        self.dropout_rng = np.random.default_rng([opts.seed, 1])
+
+    def _share_dropout_rng(self) -> None:
+        for m in self.model.modules():
+            if isinstance(getattr(m, "rng", None), np.random.Generator):
+                m.rng = self.dropout_rng
+
+    def batch(self, split: str, rng: np.random.Generator):
+        return self.data.get_batch(split, self.opts.batch_size, rng)
+
+    def loss(self, batch):
+        x, y = batch
+        return self.model(x, targets=y)[1]
+
+    def metric(self):
+        return None
+
+    def progress_note(self) -> str:
+        return ""
+
+    def examples(self) -> list[str]:
+        return []
+
+    def save_model(self, out_dir: Path) -> None:
+        self.model.save_pretrained(out_dir)
+
+    def checkpoint_extra(self) -> dict:
+        return {"model_kind": self.model_kind}
+
+    def rng_states(self) -> dict:
+        return {"dropout": self.dropout_rng.bit_generator.state}
+
+    def restore_rngs(self, states: dict) -> None:
+        if "dropout" in states:
+            self.dropout_rng.bit_generator.state = states["dropout"]
+
+    def check_compatible(self, meta: dict) -> None:
+        saved = meta.get("options", {})
+        diff = [f"{k}={saved.get(k)!r} (now {getattr(self.opts, k)!r})" for k in ARCHITECTURE
+                if k in saved and saved[k] != getattr(self.opts, k)]
+        if diff:
+            raise CheckpointError("--resume: the checkpoint was trained with other settings: " + ", ".join(diff))
+
+
+def _gpt2(opts: TrainOptions, vocab_size: int, block_size: int):
+    from models.gpt2 import GPT2, GPT2Config
+
+    config = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=opts.n_embd, n_layer=opts.n_layer,
+                        n_head=opts.n_head, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
+                        attn_pdrop=opts.dropout, bos_token_id=None, eos_token_id=None)
+    return GPT2(config, rng=np.random.default_rng(opts.seed))
+
+
+class AdditionJob(Job):
+    """A GPT learns a + b; the metric is exact-match accuracy of greedy answers on the held-out problems."""
+
+    def __init__(self, opts: TrainOptions):
+        super().__init__(opts)
+        self.data = D.AdditionTask(opts.digits, seed=opts.seed)
+        self.tokens_per_example = self.data.block_size
+        self.model = self._build(opts, self.data.vocab_size, self.data.block_size)
+        self._share_dropout_rng()
+
+    def _build(self, opts, vocab_size, block_size):
+        return _gpt2(opts, vocab_size, block_size)
+
+    def answers(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy answer digits for problems `ids`: (prompts (N, 2d), answers (N, d + 1), reversed order)."""
+        d = self.data.digits
+        seq = self.data.encode(ids)
+        prompt = seq[:, : 2 * d]
+        x = prompt
+        was_training = self.model.training
+        self.model.eval()
+        with no_grad():
+            for _ in range(d + 1):  # 3 tiny forward passes; no cache needed at this length
+                logits, _ = self.model(x, last_only=True)
+                x = np.concatenate([x, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
+        self.model.train(was_training)
+        return prompt, x[:, 2 * d :]
+
+    def metric(self) -> float:
+        ids = self.data.test_ids
+        _, got = self.answers(ids)
+        want = self.data.encode(ids)[:, 2 * self.data.digits :]
+        return float((got == want).all(axis=1).mean())
+
+    def examples(self, n: int = 8) -> list[str]:
+        ids = self.data.test_ids[:: max(1, len(self.data.test_ids) // n)][:n]
+        prompts, got = self.answers(ids)
+        return [self.data.format(p, a) for p, a in zip(prompts, got)]
+
+
+class TextJob(Job):
+    """A GPT on a text corpus: characters (shakespeare_char) or the project's BPE (text_bpe)."""
+
+    metric_name = None
+
+    def __init__(self, opts: TrainOptions, log=print):
+        super().__init__(opts)
+        text = D.read_text(opts.data, opts.preset)
+        if opts.preset == "text_bpe":
+            from tokenizers import RegexTokenizer
+
+            self.tokenizer = RegexTokenizer()
+            log(f"training a {opts.vocab_size}-token BPE tokenizer on {len(text):,} characters...")
+            self.tokenizer.train(text, opts.vocab_size)
+            vocab_size = len(self.tokenizer.vocab)
+        else:
+            self.tokenizer = D.CharTokenizer.from_text(text)
+            vocab_size = self.tokenizer.vocab_size
+        ids = np.asarray(self.tokenizer.encode(text) if opts.preset != "text_bpe"
+                         else self.tokenizer.encode_ordinary(text), dtype=np.int64)
+        log(f"{len(ids):,} tokens, vocabulary of {vocab_size}")
+        self.data = D.TextDataset(ids, opts.block_size, vocab_size)
+        self.tokens_per_example = opts.block_size
+        self.model = self._build(opts, vocab_size, opts.block_size)
+        self._share_dropout_rng()
+
+    def _build(self, opts, vocab_size, block_size):
+        return _gpt2(opts, vocab_size, block_size)
+
+    def save_model(self, out_dir: Path) -> None:
+        super().save_model(out_dir)
+        save_tokenizer(out_dir, self.tokenizer)
+
+
+def save_tokenizer(out_dir: Path, tok) -> None:
+    if isinstance(tok, D.CharTokenizer):
+        from .checkpoint import write_json_atomic
+
+        write_json_atomic(out_dir / "tokenizer.json", {"type": "char", "chars": tok.chars})
+    else:
+        tok.save(str(out_dir / "tokenizer"))  # tokenizer.model + tokenizer.vocab
+
+
+def load_tokenizer(out_dir: Path):
+    """The tokenizer saved beside a text model: characters (tokenizer.json) or BPE (tokenizer.model)."""
+    if (out_dir / "tokenizer.json").is_file():
+        doc = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        return D.CharTokenizer(doc["chars"])
+    if (out_dir / "tokenizer.model").is_file():
+        from tokenizers import RegexTokenizer
+
+        tok = RegexTokenizer()
+        tok.load(str(out_dir / "tokenizer.model"))
+        return tok
+    return None
+
+
+def build_job(opts: TrainOptions, log=print) -> Job:
+    if opts.preset == "addition":
+        return AdditionJob(opts)
+    if opts.preset in ("shakespeare_char", "text_bpe"):
+        return TextJob(opts, log)
+    raise OptionError(f"preset {opts.preset!r} is not available yet")
