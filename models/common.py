@@ -1,0 +1,44 @@
+"""Small helpers every model shares: checking token-id inputs and per-layer KV caches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layers.kv_cache import KVCache
+from tinygrad_lite import Tensor
+
+
+def as_ids(idx, who: str) -> np.ndarray:
+    """A (B, T) integer array from an array, a nested list or a Tensor; a clear error for anything else."""
+    arr = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    if arr.ndim != 2:
+        raise ValueError(f"{who}: expected token ids of shape (B, T), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{who}: token ids must be integers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_cache(cache, n_layer: int, who: str) -> int:
+    """Validate a per-layer cache list; return the number of positions it already holds (0 without a cache)."""
+    if cache is None:
+        return 0
+    if len(cache) != n_layer:
+        raise ValueError(f"{who}: the cache has {len(cache)} layers, the model {n_layer} (use model.make_cache())")
+    lengths = {len(c) for c in cache}
+    if len(lengths) != 1:
+        raise ValueError(f"{who}: the layers' caches hold different numbers of positions {sorted(lengths)}")
+    return lengths.pop()
+
+
+def reorder_cache(cache: list, index) -> None:
+    """Select (and repeat) batch rows of every layer's cache in place: cache rows become old rows `index`.
+
+    Beam search keeps one row per beam; after each step the surviving beams may descend from any previous beam, so
+    their caches must follow: `reorder_cache(cache, parent_beam_of_each_new_beam)`. Works for any object with
+    `.k` / `.v` arrays (B, H, max_len, D), i.e. layers.KVCache.
+    """
+    index = np.asarray(index)
+    for c in cache:
+        if isinstance(c, KVCache) or hasattr(c, "k"):
+            if c.k is not None:
+                c.k, c.v = c.k[index], c.v[index]  # fancy indexing copies, so repeated rows do not alias
