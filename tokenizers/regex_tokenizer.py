@@ -1,0 +1,100 @@
+"""BPE after a split pattern: the tokenizer design of GPT-2 (Radford et al., 2019) and GPT-4 (cl100k).
+
+The text is first cut into chunks by a regular expression (letters with at most one leading space, digit runs,
+punctuation runs, whitespace) and BPE runs inside each chunk, so a token never spans "dog" and "." in "dog.".
+GPT-2's paper gives the reason: without it, BPE spends vocabulary on variants like "dog.", "dog!", "dog?".
+
+The two patterns differ in instructive ways: GPT-4's splits digits into groups of at most three (numbers get
+consistent tokens), matches contractions case-insensitively ("DON'T"), lets a letter run take one leading
+non-letter character of any kind, and keeps newlines apart from other whitespace. `\\s+(?!\\S)` in both leaves the
+last space of a whitespace run to begin the next word, so " world" stays one token after many spaces.
+
+GPT-2's exact tokenizer comes from its published files: `RegexTokenizer.from_gpt2("encoder.json")`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import regex
+
+from .base import Tokenizer
+
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
+PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
+
+# The same two patterns for ASCII-only text, where \p{L} is [A-Za-z], \p{N} is [0-9] and \s (in `regex`) is
+# [\t\n\v\f\r ]. The standard library's `re` runs them about twice as fast as `regex` runs the originals, and
+# splitting is most of the cost of encoding. (Written out, not \s: `re`'s \s also matches \x1c-\x1f. The
+# possessive quantifiers can go: nothing after them can succeed by backtracking into them.) Tests check that
+# both forms split alike.
+_S = r"\t\n\x0b\x0c\r "
+_ASCII_FORMS = {
+    GPT2_SPLIT_PATTERN: (
+        rf"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^{_S}A-Za-z0-9]+|[{_S}]+(?![^{_S}])|[{_S}]+"""
+    ),
+    GPT4_SPLIT_PATTERN: (
+        rf"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{{1,3}}| ?[^{_S}A-Za-z0-9]+[\r\n]*"""
+        rf"""|[{_S}]*[\r\n]|[{_S}]+(?![^{_S}])|[{_S}]+"""
+    ),
+}
+
+
+class RegexTokenizer(Tokenizer):
+    """Byte-level BPE inside the chunks of a split pattern (GPT-4's by default)."""
+
+    def __init__(self, pattern: str = GPT4_SPLIT_PATTERN) -> None:
+        self._compile(pattern)
+        super().__init__()
+
+    def _compile(self, pattern: str) -> None:
+        try:
+            self._compiled = regex.compile(pattern)
+        except regex.error as e:
+            raise ValueError(f"invalid split pattern {pattern!r}: {e}") from None
+        self.pattern = pattern
+        ascii_form = _ASCII_FORMS.get(pattern)
+        self._ascii = re.compile(ascii_form) if ascii_form else None
+
+    def _split(self, text: str) -> list[str]:
+        if self._ascii is not None and text.isascii():
+            return self._ascii.findall(text)
+        return self._compiled.findall(text)
+
+    def _set_pattern(self, pattern: str | None, path: str) -> None:
+        if pattern is None:
+            raise ValueError(f"{path}: this model has no split pattern; load it with BasicTokenizer")
+        self._compile(pattern)
+
+    # ----- published vocabularies (see gpt2.py) --------------------------------------------------------------------
+
+    @classmethod
+    def _from_parts(cls, pattern, byte_ids, merges, specials) -> RegexTokenizer:
+        tok = cls(pattern)
+        tok.byte_ids, tok.merges, tok.special_tokens = byte_ids, merges, specials
+        tok._rebuild()
+        return tok
+
+    @classmethod
+    def from_gpt2(cls, encoder_json, vocab_bpe=None) -> RegexTokenizer:
+        """GPT-2's tokenizer from OpenAI's `encoder.json` (and `vocab.bpe`; without it the merges are recovered)."""
+        from .gpt2 import read_gpt2
+
+        return cls._from_parts(GPT2_SPLIT_PATTERN, *read_gpt2(encoder_json, vocab_bpe))
+
+    @classmethod
+    def from_hf(cls, vocab_json, merges_txt, pattern: str = GPT2_SPLIT_PATTERN) -> RegexTokenizer:
+        """A Hugging Face byte-level BPE (`vocab.json` + `merges.txt`); tokens that are neither bytes nor merge
+        results (such as "<|endoftext|>") become special tokens."""
+        from .gpt2 import read_hf
+
+        return cls._from_parts(pattern, *read_hf(vocab_json, merges_txt))
+
+    def to_hf(self, directory) -> None:
+        """Write `vocab.json` and `merges.txt` in Hugging Face's byte-level BPE format into `directory`."""
+        from .gpt2 import write_hf
+
+        write_hf(self, directory)
