@@ -239,7 +239,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 def erf(x: np.ndarray) -> np.ndarray:
     """Exact erf elementwise (NumPy has none); slow-ish, used only by gelu(approximate='none')."""
-    return _erf(x).astype(x.dtype)
+    return np.asarray(_erf(x), dtype=x.dtype)  # asarray: on a 0-d input frompyfunc returns a bare float
 
 
 class Gelu(Function):
