@@ -90,10 +90,9 @@ def train(job, opts: TrainOptions, log=print) -> dict:
                 extra = f", {job.metric_name} {metric:.4f}" if metric is not None else ""
                 log(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{extra}")
                 score = metric if metric is not None else -losses["val"]  # higher is better
-                if best is None or score > best:
+                if best is None or score > best:  # the first evaluation always writes a model folder
                     best = score
-                    if it > 0:
-                        job.save_model(out_dir)
+                    job.save_model(out_dir)
                 if it > start_iter or not opts.resume:
                     save_state(it)
                 summary.update(row)

@@ -63,11 +63,12 @@ HELP = {
     "n_experts": "experts per MoE layer",
     "top_k": "experts per token (MoE routing)",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
+    "block_size": "context length of the text presets (addition and reverse derive theirs from --digits)",
 }
 
 PRESETS: dict[str, dict] = {
     # minGPT's adder in spirit: a small GPT learns a + b from generated problems, answer digits reversed.
-    "addition": dict(n_layer=2, n_head=4, n_embd=64, block_size=16, batch_size=64, learning_rate=3e-3,
+    "addition": dict(n_layer=2, n_head=4, n_embd=64, block_size=6, batch_size=64, learning_rate=3e-3,
                      max_iters=3000, lr_decay_iters=3000, min_lr=3e-4, warmup_iters=100, weight_decay=0.1,
                      eval_interval=250, eval_iters=4, log_interval=100, out_dir="out-addition"),
     # nanoGPT's CPU command for shakespeare_char (its README): same values, same names.
@@ -81,7 +82,7 @@ PRESETS: dict[str, dict] = {
     "reverse": dict(n_layer=2, n_head=4, n_embd=64, digits=8, batch_size=64, learning_rate=1e-3, max_iters=2000,
                     lr_decay_iters=2000, min_lr=1e-4, warmup_iters=100, weight_decay=0.0, eval_interval=250,
                     eval_iters=4, log_interval=100, out_dir="out-reverse"),
-    "moe": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, n_experts=4, top_k=2, block_size=16, batch_size=64,
+    "moe": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, n_experts=4, top_k=2, block_size=64, batch_size=64,
                 learning_rate=3e-3, max_iters=3000, lr_decay_iters=3000, min_lr=3e-4, warmup_iters=100,
                 eval_interval=250, eval_iters=4, log_interval=100, out_dir="out-moe"),
 }

@@ -67,7 +67,8 @@ def sample_main(argv: list[str], out=sys.stdout) -> int:
     kwargs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, rng=rng)
 
     if tok is None and preset == "addition":
-        return _addition(model, args.prompt, out)
+        digits = json.loads(state.read_text())["options"]["digits"]
+        return _addition(model, digits, args.prompt, out)
     if tok is None:
         raise OptionError(f"{out_dir} has no tokenizer (tokenizer.json or tokenizer.model)")
     if hasattr(tok, "encode_ordinary"):
@@ -93,12 +94,11 @@ def sample_main(argv: list[str], out=sys.stdout) -> int:
     return 0
 
 
-def _addition(model, prompt: str, out) -> int:
+def _addition(model, d: int, prompt: str, out) -> int:
     """Answer 'a+b' with a model trained by --preset addition (digits reversed on output, as trained)."""
     parts = prompt.replace(" ", "").split("+")
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         raise OptionError("--prompt for an addition model looks like 12+34")
-    d = model.config.n_positions // 3
     if any(len(p) > d for p in parts):
         raise OptionError(f"this model adds numbers of at most {d} digits")
     digits = [int(c) for p in parts for c in p.zfill(d)]

@@ -1,0 +1,217 @@
+"""train.py and training/: smoke runs of the presets at toy size, resume equality, bad input, metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_lite.serialization import load_safetensors
+from training import data as D
+from training.options import OptionError, parse_args
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16", "--batch_size", "8", "--eval_iters", "2",
+        "--log_interval", "5"]
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
+
+
+def run(args, cwd=REPO, timeout=240):
+    """train.py in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def train_in_process(args):
+    import train
+
+    return train.main(args)
+
+
+def metrics(out_dir: Path) -> list:
+    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def test_addition_encoding_and_holdout():
+    task = D.AdditionTask(2, seed=0)
+    seq = task.encode(np.array([12 * 100 + 99]))  # 12 + 99 = 111, answer digits reversed
+    assert seq.tolist() == [[1, 2, 9, 9, 1, 1, 1]]
+    x, y = task.get_batch("train", 512, np.random.default_rng(0))
+    assert x.shape == y.shape == (512, 6)
+    assert (y[:, :3] == D.IGNORE).all() and (y[:, 3:] >= 0).all()
+    ids = x[:, 0] * 1000 + x[:, 1] * 100 + x[:, 2] * 10 + x[:, 3]
+    assert not np.isin(ids, task.test_ids).any()  # held-out problems never appear in training batches
+    assert len(task.test_ids) == 1000
+
+
+def test_text_dataset_windows_are_shifted_by_one():
+    ids = np.arange(1000)
+    ds = D.TextDataset(ids, block_size=8, vocab_size=1000)
+    x, y = ds.get_batch("train", 4, np.random.default_rng(0))
+    assert (y == x + 1).all() and x.max() < 900
+    xv, _ = ds.get_batch("val", 4, np.random.default_rng(0))
+    assert xv.min() >= 900
+
+
+def test_reverse_task_targets():
+    task = D.ReverseTask(4, seed=0)
+    src, tgt_in, tgt_out = task.get_batch("train", 3, np.random.default_rng(0))
+    assert (tgt_in[:, 0] == task.BOS).all() and (tgt_out[:, -1] == task.EOS).all()
+    assert (tgt_out[:, :-1] == src[:, ::-1]).all() and (tgt_in[:, 1:] == src[:, ::-1]).all()
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nope", "1"], "unknown option --nope"),
+    (["--n_layer", "two"], "--n_layer: expected int"),
+    (["--n_embd", "30", "--n_head", "4"], "n_embd (30) must be divisible by n_head (4)"),
+    (["--preset", "moe", "--n_head", "4", "--n_kv_head", "3"], "n_head (4) must be divisible by n_kv_head (3)"),
+    (["--preset", "gpt5"], "unknown preset"),
+    (["--max_iters"], "--max_iters needs a value"),
+])
+def test_bad_options_are_one_line_errors(argv, message):
+    with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_args(argv)
+
+
+def test_key_equals_value_and_preset_defaults():
+    o = parse_args(["--preset=shakespeare_char", "--max_iters=7", "--resume"])
+    assert (o.n_layer, o.n_head, o.n_embd, o.block_size, o.batch_size) == (4, 4, 128, 64, 12)
+    assert (o.learning_rate, o.min_lr, o.beta2, o.warmup_iters, o.lr_decay_iters) == (1e-3, 1e-4, 0.99, 100, 2000)
+    assert (o.weight_decay, o.grad_clip, o.eval_interval, o.eval_iters, o.dropout) == (0.1, 1.0, 250, 20, 0.0)
+    assert o.max_iters == 7 and o.resume is True
+
+
+def test_help_lists_every_option():
+    r = run(["--help"])
+    assert r.returncode == 0
+    from dataclasses import fields
+
+    from training.options import TrainOptions
+
+    for f in fields(TrainOptions):
+        assert f"--{f.name}" in r.stdout
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    short = tmp_path / "short.txt"
+    short.write_text("abc" * 10)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [
+        (["--preset", "shakespeare_char", "--data", str(tmp_path / "missing.txt")], "does not exist"),
+        (["--preset", "shakespeare_char", "--data", str(empty)], "is empty"),
+        (["--preset", "shakespeare_char", "--data", str(short), "--block_size", "64"], "fewer than block_size + 1"),
+        (["--n_embd", "30", "--n_head", "4"], "divisible by n_head"),
+        (["--preset", "moe", "--n_kv_head", "3"], "divisible by n_kv_head"),
+        (["--out_dir", str(a_file), "--max_iters", "1"], "is a file"),
+        (["--resume", "--out_dir", str(tmp_path / "nothing-here")], "no training state"),
+    ]
+    for args, message in cases:
+        out_dir = tmp_path / "out"
+        r = run([*args] if "--out_dir" in args else [*args, "--out_dir", str(out_dir)])
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, (args, r.stderr)
+        assert not out_dir.exists()
+
+
+def test_corrupt_checkpoint_is_reported_and_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    assert train_in_process(["--max_iters", "4", "--eval_interval", "2", "--out_dir", str(out), *TINY]) == 0
+    state = out / "training_state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])  # truncated
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = run(["--resume", "--max_iters", "6", "--eval_interval", "2", "--out_dir", str(out), *TINY])
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "training_state" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_with_other_architecture_is_refused(tmp_path):
+    out = tmp_path / "out"
+    assert train_in_process(["--max_iters", "2", "--eval_interval", "2", "--out_dir", str(out), *TINY]) == 0
+    r = run(["--resume", "--max_iters", "4", "--out_dir", str(out), *TINY[:-6], "--n_embd", "32", *TINY[6:]])
+    assert r.returncode == 2 and "n_embd=16" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def test_addition_smoke_metrics_and_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    assert train_in_process(["--max_iters", "10", "--eval_interval", "5", "--out_dir", str(out), *TINY]) == 0
+    rows = metrics(out)
+    assert [r["iter"] for r in rows] == [0, 5, 10]
+    for r in rows:
+        assert set(r) == {"iter", "train_loss", "val_loss", "lr", "accuracy"}
+        assert np.isfinite(r["train_loss"]) and 0.0 <= r["accuracy"] <= 1.0
+    from models.gpt2 import GPT2
+
+    model = GPT2.from_pretrained(out)  # the best model is a Hugging Face-style folder
+    assert model.config.vocab_size == 10
+    r = run(["sample", "--out_dir", str(out), "--prompt", "12+34"])
+    assert r.returncode == 0 and r.stdout.startswith("12 + 34 = ")
+
+
+def test_same_seed_same_losses_bit_for_bit(tmp_path):
+    args = ["--max_iters", "6", "--eval_interval", "3", *TINY]
+    assert train_in_process([*args, "--out_dir", str(tmp_path / "a")]) == 0
+    assert train_in_process([*args, "--out_dir", str(tmp_path / "b")]) == 0
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+@pytest.mark.parametrize("extra", [[], ["--dropout", "0.1", "--gradient_accumulation_steps", "2"]])
+def test_resume_equals_uninterrupted_run(tmp_path, extra):
+    args = ["--eval_interval", "4", *TINY, *extra]
+    assert train_in_process(["--max_iters", "8", "--out_dir", str(tmp_path / "full"), *args]) == 0
+    assert train_in_process(["--max_iters", "4", "--out_dir", str(tmp_path / "part"), *args]) == 0
+    assert train_in_process(["--max_iters", "8", "--out_dir", str(tmp_path / "part"), "--resume", *args]) == 0
+    assert metrics(tmp_path / "full") == metrics(tmp_path / "part")
+    full = load_safetensors(tmp_path / "full" / "training_state.safetensors")
+    part = load_safetensors(tmp_path / "part" / "training_state.safetensors")
+    assert full.keys() == part.keys()
+    for k in full:
+        np.testing.assert_array_equal(full[k], part[k], err_msg=k)
+
+
+def test_shakespeare_char_smoke_and_sample(tmp_path):
+    data = tmp_path / "text.txt"
+    data.write_text(TEXT)
+    out = tmp_path / "out"
+    args = ["--preset", "shakespeare_char", "--data", str(data), "--block_size", "16", "--max_iters", "6",
+            "--eval_interval", "3", "--out_dir", str(out), *TINY]
+    assert train_in_process(args) == 0
+    rows = metrics(out)
+    assert [r["iter"] for r in rows] == [0, 3, 6] and set(rows[0]) == {"iter", "train_loss", "val_loss", "lr"}
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    r = run(["sample", "--out_dir", str(out), "--prompt", "All:", "--max_new_tokens", "20", "--seed", "1"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("All:") and len(r.stdout) >= 20
+    assert set(r.stdout) <= set(TEXT) | {"\n"}
+
+
+def test_text_bpe_smoke(tmp_path):
+    data = tmp_path / "text.txt"
+    data.write_text(TEXT)
+    out = tmp_path / "out"
+    args = ["--preset", "text_bpe", "--data", str(data), "--vocab_size", "280", "--block_size", "8",
+            "--max_iters", "2", "--eval_interval", "2", "--out_dir", str(out), *TINY]
+    assert train_in_process(args) == 0
+    assert (out / "tokenizer.model").is_file() and (out / "config.json").is_file()
+    r = run(["sample", "--out_dir", str(out), "--prompt", "Speak", "--max_new_tokens", "5"])
+    assert r.returncode == 0 and r.stdout.startswith("Speak")
