@@ -26,8 +26,8 @@ from .ops import reduce as R
 DEFAULT_FLOAT = np.float32
 
 
-def _is_float(dtype) -> bool:
-    return np.issubdtype(dtype, np.floating)
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"  # np.issubdtype says the same in ~20x the time, and this runs on every op
 
 
 def _promote(a: Tensor, b: Tensor) -> tuple:
@@ -291,12 +291,15 @@ class Tensor:
         """Turn the other operand into a Tensor without letting a Python scalar change this tensor's dtype."""
         if isinstance(x, Tensor):
             return x
-        if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
-            if isinstance(x, float) and not _is_float(self.dtype):
-                return Tensor._wrap(np.asarray(x, dtype=DEFAULT_FLOAT), False)
-            if self.dtype == np.bool_ and not isinstance(x, bool):
-                return Tensor._wrap(np.asarray(x, dtype=np.int64), False)  # True + 2 is 3, not True
-            return Tensor._wrap(np.asarray(x, dtype=self.dtype), False)
+        kind = type(x)
+        if kind is float or kind is int or kind is bool:  # exact types: np.float64 (a float subclass) is not weak
+            dtype = self.data.dtype
+            if dtype.kind != "f":
+                if kind is float:
+                    dtype = DEFAULT_FLOAT  # int tensor * 0.5 is float32, as torch
+                elif kind is int and dtype.kind == "b":
+                    dtype = np.int64  # True + 2 is 3, not True
+            return Tensor._wrap(np.asarray(x, dtype=dtype), False)
         return Tensor(x)
 
     def _binary(self, op, other, reverse=False):

@@ -26,43 +26,48 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.sum(axis=axes, keepdims=False).reshape(shape) if axes else grad.reshape(shape)
 
 
-def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+def _broadcast_error(op: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+    # Raised from `except ValueError` around the NumPy op: checking the shapes up front (np.broadcast_shapes) would
+    # cost more than the op itself for the small arrays where per-op overhead dominates.
+    return ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together")
 
 
 class Add(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("add", a, b)
         self.shapes = a.shape, b.shape
-        return a + b
+        try:
+            return a + b
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
 
     def backward(self, g):
+        # needs_input_grad: for `x + 1.0` or a constant, unbroadcast would be a wasted reduction over all of g
         sa, sb = self.shapes
-        return unbroadcast(g, sa), unbroadcast(g, sb)
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(g, sa) if need_a else None), (unbroadcast(g, sb) if need_b else None)
 
 
 class Sub(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("sub", a, b)
         self.shapes = a.shape, b.shape
-        return a - b
+        try:
+            return a - b
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
 
     def backward(self, g):
         sa, sb = self.shapes
-        return unbroadcast(g, sa), (unbroadcast(-g, sb) if self.needs_input_grad[1] else None)
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(g, sa) if need_a else None), (unbroadcast(-g, sb) if need_b else None)
 
 
 class Mul(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("mul", a, b)
         self.a, self.b = a, b
-        return a * b
+        try:
+            return a * b
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -73,10 +78,11 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("div", a, b)
         self.a, self.b = a, b
-        return a / b
+        try:
+            return a / b
+        except ValueError:
+            raise _broadcast_error("div", a, b) from None
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -103,10 +109,11 @@ class Pow(Function):
     """a ** b with both tensors: d/da = b a^(b-1), d/db = a^b ln a (defined where a > 0)."""
 
     def forward(self, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("pow", a, b)
         self.a, self.b = a, b
-        self.out = a**b
+        try:
+            self.out = a**b
+        except ValueError:
+            raise _broadcast_error("pow", a, b) from None
         return self.out
 
     def backward(self, g):
