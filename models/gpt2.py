@@ -66,7 +66,8 @@ class GPT2Config:
     initializer_range: float = 0.02
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
-    hf_extra: dict = field(default_factory=dict, repr=False)  # other config.json keys, written back unchanged
+    # Other config.json keys, written back unchanged by to_hf(); not part of equality.
+    hf_extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

@@ -68,7 +68,7 @@ class MoEConfig:
     tie_word_embeddings: bool = False
     bos_token_id: int | None = 1
     eos_token_id: int | None = 2
-    hf_extra: dict = field(default_factory=dict, repr=False)
+    hf_extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.head_dim is None:

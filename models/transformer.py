@@ -57,7 +57,7 @@ class TransformerConfig:
     tie_output: bool = True  # output projection = target embedding^T
     layer_norm_eps: float = 1e-5
     pad_id: int = 0  # targets equal to pad_id are ignored by the loss
-    hf_extra: dict = field(default_factory=dict, repr=False)
+    hf_extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
