@@ -26,4 +26,4 @@ def load(path: str) -> Tokenizer:
     from .model_file import read
 
     pattern = read(path)[0]
-    return (BasicTokenizer() if pattern is None else RegexTokenizer(pattern)).load(path)
+    return (BasicTokenizer() if pattern is None else RegexTokenizer()).load(path)

@@ -19,12 +19,16 @@ import json
 import unicodedata
 
 MAGIC = "transformers-from-scratch bpe v1"
+HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def render(token: bytes) -> str:
-    """Printable form of a token: bytes that are not UTF-8 as \\xNN, control characters as \\uXXXX."""
+    """Printable form of a token: bytes that are not UTF-8 as \\xNN; control characters and line separators
+    (which would break the one-token-a-line listing) as \\uXXXX."""
     text = token.decode("utf-8", errors="backslashreplace")
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c)[0] == "C" else c for c in text)
+    if text.isprintable():  # the common case; isprintable() is False for every HIDDEN category
+        return text
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in HIDDEN else c for c in text)
 
 
 def save(tok, prefix: str) -> str:
