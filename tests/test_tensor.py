@@ -159,6 +159,13 @@ def test_numpy_scalars_never_change_dtype():
         assert y.dtype == np.float32
 
 
+def test_numpy_scalars_are_exact_for_float64_tensors():
+    assert Tensor(np.float64(2.0)).dtype == np.float64  # NumPy data keeps its dtype
+    x = Tensor(np.ones(2))
+    np.testing.assert_array_equal((x * np.float64(np.pi)).data, [np.pi, np.pi])  # not rounded through float32
+    np.testing.assert_array_equal((np.sqrt(np.float64(2.0)) + x).data, [1 + np.sqrt(2.0)] * 2)
+
+
 def test_zero_dim_tensors_act_as_scalars_for_dtype():
     x = Tensor(np.ones(3, dtype=np.float32))
     s = Tensor(np.array(2.0), requires_grad=True)  # 0-d float64

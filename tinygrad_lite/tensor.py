@@ -64,6 +64,8 @@ class Tensor:
             arr = np.asarray(data, dtype=dtype)
         elif isinstance(data, np.ndarray):
             arr = data  # shares memory, like torch.from_numpy
+        elif isinstance(data, np.generic):
+            arr = np.asarray(data)  # a NumPy scalar keeps its dtype, as a NumPy array does
         else:
             arr = np.asarray(data)
             if arr.dtype == np.float64:
@@ -291,6 +293,10 @@ class Tensor:
         """Turn the other operand into a Tensor without letting a Python scalar change this tensor's dtype."""
         if isinstance(x, Tensor):
             return x
+        if isinstance(x, np.generic):
+            # A NumPy scalar is a scalar too: as weak as a Python number (np.sqrt(2 / np.pi) * x keeps x's dtype),
+            # and converted exactly (not through float32 first, which would cost a float64 tensor 1e-7 of precision).
+            x = x.item()
         kind = type(x)
         if kind is float or kind is int or kind is bool:  # exact types: np.float64 (a float subclass) is not weak
             dtype = self.data.dtype
