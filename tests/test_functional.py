@@ -1,0 +1,281 @@
+"""tinygrad_lite.functional: fused ops equal their composition from primitive ops (values and gradients), torch's
+semantics for cross-entropy written out in NumPy, dropout statistics and determinism, embedding and linear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _engine_cases import (
+    composed_cross_entropy,
+    composed_gelu_tanh,
+    composed_layer_norm,
+    composed_log_softmax,
+    composed_rms_norm,
+    composed_silu,
+    composed_softmax,
+)
+
+import tinygrad_lite.functional as F
+from tinygrad_lite import Tensor, gradcheck
+
+
+def _grads_of(fn, arrays, w, requires=None):
+    ts = [Tensor(a.copy(), requires_grad=True if requires is None else r) for a, r in
+          zip(arrays, requires or [None] * len(arrays))]
+    out = fn(*ts)
+    out.backward(w)
+    return out.data, [t.grad for t in ts]
+
+
+def _assert_same(fused, composed, arrays, rtol=1e-10, atol=1e-12, seed=0):
+    out = fused(*[Tensor(a) for a in arrays])
+    w = np.random.default_rng(seed).standard_normal(out.shape)
+    y1, g1 = _grads_of(fused, arrays, w)
+    y2, g2 = _grads_of(composed, arrays, w)
+    np.testing.assert_allclose(y1, y2, rtol=rtol, atol=atol, err_msg="forward")
+    for i, (a, b) in enumerate(zip(g1, g2)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
+
+
+# ----------------------------------------------------------------------------- fused == composition
+
+
+@pytest.mark.parametrize("shape,targets", [
+    ((4, 5), np.array([0, 4, 2, 2])),
+    ((2, 3, 5), np.array([[1, -100, 4], [0, 0, -100]])),
+    ((5,), np.array(3)),
+])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_equals_composition(rng, shape, targets, reduction, smoothing):
+    z = rng.standard_normal(shape) * 3
+    _assert_same(lambda z: F.cross_entropy(z, targets, label_smoothing=smoothing, reduction=reduction),
+                 lambda z: composed_cross_entropy(z, targets, label_smoothing=smoothing, reduction=reduction), [z])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 6), (7,)])
+def test_layer_norm_equals_composition(rng, shape):
+    x, w, b = rng.standard_normal(shape), rng.standard_normal(shape[-1:]), rng.standard_normal(shape[-1:])
+    _assert_same(lambda x, w, b: F.layer_norm(x, w, b), lambda x, w, b: composed_layer_norm(x, w, b), [x, w, b])
+    _assert_same(lambda x: F.layer_norm(x, eps=0.5), lambda x: composed_layer_norm(x, eps=0.5), [x])
+    _assert_same(lambda x, b: F.layer_norm(x, bias=b), lambda x, b: composed_layer_norm(x, bias=b), [x, b])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 6)])
+def test_rms_norm_equals_composition(rng, shape):
+    x, w = rng.standard_normal(shape), rng.standard_normal(shape[-1:])
+    _assert_same(lambda x, w: F.rms_norm(x, w), lambda x, w: composed_rms_norm(x, w), [x, w])
+    _assert_same(lambda x: F.rms_norm(x, eps=0.1), lambda x: composed_rms_norm(x, eps=0.1), [x])
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_softmax_and_log_softmax_equal_composition(rng, axis):
+    x = rng.standard_normal((3, 4, 5)) * 4
+    _assert_same(lambda x: x.softmax(axis), lambda x: composed_softmax(x, axis), [x])
+    _assert_same(lambda x: F.log_softmax(x, axis), lambda x: composed_log_softmax(x, axis), [x])
+
+
+def test_gelu_silu_linear_embedding_equal_composition(rng):
+    x = rng.standard_normal((3, 5)) * 2
+    _assert_same(lambda x: x.gelu(), composed_gelu_tanh, [x])
+    _assert_same(lambda x: x.silu(), composed_silu, [x])
+    xx, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 6)), rng.standard_normal(6)
+    _assert_same(lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w + b, [xx, w, b])
+    ids = np.array([[1, 1, 0], [3, 1, 3]])
+    _assert_same(lambda w: F.embedding(w, ids), lambda w: w[ids], [rng.standard_normal((4, 2))])
+
+
+def test_gelu_none_matches_erf_formula():
+    from math import erf
+
+    x = np.linspace(-4, 4, 17)
+    expected = np.array([v * 0.5 * (1 + erf(v / np.sqrt(2))) for v in x])
+    np.testing.assert_allclose(Tensor(x).gelu(approximate="none").data, expected, rtol=1e-14, atol=1e-300)
+
+
+def test_softmax_exact_at_magnitude_1e3():
+    x = np.array([1000.0, 1000.0 - np.log(3.0), -1000.0])
+    p = Tensor(x).softmax().data
+    np.testing.assert_allclose(p, [0.75, 0.25, 0.0], rtol=1e-13, atol=1e-300)
+    lp = Tensor(x).log_softmax().data
+    np.testing.assert_allclose(lp[:2], np.log([0.75, 0.25]), rtol=1e-13)
+    np.testing.assert_allclose(lp[2], -1000.0 - (1000.0 + np.log(4.0 / 3.0)), rtol=1e-13)
+    x32 = Tensor(np.array([[1e3, -1e3, 999.0]], np.float32), requires_grad=True)
+    y = x32.softmax()
+    (y * Tensor(np.array([[1.0, 2.0, 3.0]], np.float32))).sum().backward()
+    assert np.isfinite(y.data).all() and np.isfinite(x32.grad).all()
+
+
+# ----------------------------------------------------------------------------- cross-entropy semantics (NumPy)
+
+
+def _np_cross_entropy(z, t, ignore_index=-100, eps=0.0, reduction="mean"):
+    """torch.nn.functional.cross_entropy written out row by row."""
+    C = z.shape[-1]
+    z2, t2 = z.reshape(-1, C), t.reshape(-1)
+    losses = []
+    for row, target in zip(z2, t2):
+        if target == ignore_index:
+            losses.append(0.0)
+            continue
+        logp = row - row.max() - np.log(np.exp(row - row.max()).sum())
+        q = np.full(C, eps / C)
+        q[target] += 1 - eps
+        losses.append(-(q * logp).sum())
+    losses = np.array(losses)
+    if reduction == "none":
+        return losses.reshape(t.shape)
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / (t2 != ignore_index).sum()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_cross_entropy_matches_torch_semantics(rng, reduction, eps, ignore_index):
+    z = rng.standard_normal((3, 4, 5))
+    t = np.array([[0, 2, 4, -100], [2, 2, 1, 3], [4, -100, 0, 2]])
+    t = np.where(t == -100, ignore_index, t) if ignore_index != -100 else t
+    ours = F.cross_entropy(Tensor(z), t, ignore_index=ignore_index, label_smoothing=eps, reduction=reduction)
+    np.testing.assert_allclose(ours.data, _np_cross_entropy(z, t, ignore_index, eps, reduction), rtol=1e-12)
+
+
+def test_cross_entropy_gradient_is_softmax_minus_target_over_count(rng):
+    z = rng.standard_normal((4, 3))
+    t = np.array([2, -100, 0, 0])
+    logits = Tensor(z, requires_grad=True)
+    F.cross_entropy(logits, t, label_smoothing=0.3).backward()
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    q = np.full((4, 3), 0.1)
+    q[[0, 2, 3], [2, 0, 0]] += 0.7
+    expected = (p - q) / 3  # three targets are not ignored
+    expected[1] = 0.0
+    np.testing.assert_allclose(logits.grad, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_ignored_rows_get_zero_gradient_and_all_ignored_mean_is_nan():
+    logits = Tensor(np.ones((2, 3)), requires_grad=True)
+    loss = F.cross_entropy(logits, np.array([-100, -100]))
+    assert np.isnan(loss.item())
+    assert F.cross_entropy(logits, np.array([-100, -100]), reduction="sum").item() == 0.0
+    F.cross_entropy(logits, np.array([-100, -100]), reduction="sum").backward()
+    np.testing.assert_array_equal(logits.grad, 0.0)
+
+
+def test_cross_entropy_accepts_tensor_targets_and_float32(rng):
+    z = Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    loss = F.cross_entropy(z, Tensor(np.array([1, 2, 3])), label_smoothing=np.float64(0.1))
+    assert loss.dtype == np.float32 and loss.shape == ()
+    loss.backward()
+    assert z.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- norms
+
+
+def test_layer_norm_output_statistics(rng):
+    x = rng.standard_normal((4, 64)) * 5 + 3
+    y = F.layer_norm(Tensor(x), eps=0.0).data
+    np.testing.assert_allclose(y.mean(axis=-1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=-1), 1.0, rtol=1e-12)
+    w, b = rng.standard_normal(64), rng.standard_normal(64)
+    np.testing.assert_allclose(F.layer_norm(Tensor(x), Tensor(w), Tensor(b), eps=0.0).data, y * w + b, rtol=1e-12)
+
+
+def test_rms_norm_output_statistics(rng):
+    x = rng.standard_normal((4, 64)) * 5
+    y = F.rms_norm(Tensor(x), eps=0.0).data
+    np.testing.assert_allclose((y * y).mean(axis=-1), 1.0, rtol=1e-12)
+    expected = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(F.rms_norm(Tensor(x)).data, expected, rtol=1e-12)
+
+
+def test_norm_gradchecks(rng):
+    x = Tensor(rng.standard_normal((2, 3, 5)), requires_grad=True)
+    w = Tensor(rng.standard_normal(5), requires_grad=True)
+    b = Tensor(rng.standard_normal(5), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, w, b, eps=1e-3), x, w, b)
+    assert gradcheck(lambda x, w: F.rms_norm(x, w, eps=1e-3), x, w)
+
+
+# ----------------------------------------------------------------------------- dropout
+
+
+def test_dropout_statistics(rng):
+    x = Tensor(np.ones(200_000, dtype=np.float32))
+    y = F.dropout(x, 0.3, True, rng).data
+    dropped = (y == 0).mean()
+    assert abs(dropped - 0.3) < 5 * np.sqrt(0.3 * 0.7 / y.size)  # 5 standard deviations
+    np.testing.assert_allclose(y[y != 0], np.float32(1 / 0.7), rtol=1e-6)  # survivors scaled by 1 / (1 - p)
+    assert abs(y.mean() - 1.0) < 0.01  # the expectation is preserved
+    assert y.dtype == np.float32
+
+
+def test_dropout_is_deterministic_given_an_rng():
+    x = Tensor(np.ones((50, 50)))
+    a = F.dropout(x, 0.5, True, np.random.default_rng(7)).data
+    b = F.dropout(x, 0.5, True, np.random.default_rng(7)).data
+    c = F.dropout(x, 0.5, True, np.random.default_rng(8)).data
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_dropout_gradient_uses_the_same_mask(rng):
+    x = Tensor(rng.standard_normal((30, 30)), requires_grad=True)
+    y = F.dropout(x, 0.4, True, rng)
+    y.backward(np.ones((30, 30)))
+    kept = y.data != 0
+    np.testing.assert_allclose(x.grad, kept / 0.6, rtol=1e-12)
+
+
+def test_dropout_eval_and_edge_probabilities(rng):
+    x = Tensor(rng.standard_normal((5, 5)), requires_grad=True)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0, True, rng) is x
+    y = F.dropout(x, 1.0, True, rng)
+    np.testing.assert_array_equal(y.data, 0.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, 0.0)
+
+
+# ----------------------------------------------------------------------------- embedding and linear
+
+
+def test_embedding_repeated_ids_accumulate(rng):
+    weight = Tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    ids = np.array([[4, 1, 4], [4, 0, 1]])
+    out = F.embedding(weight, ids)
+    np.testing.assert_array_equal(out.data, weight.data[ids])
+    g = rng.standard_normal((2, 3, 3))
+    out.backward(g)
+    expected = np.zeros((5, 3))
+    for (i, j), row in np.ndenumerate(ids):
+        expected[row] += g[i, j]
+    np.testing.assert_allclose(weight.grad, expected, rtol=1e-12)
+    assert not weight.grad[[2, 3]].any()
+
+
+def test_linear_values_and_shapes(rng):
+    x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    np.testing.assert_allclose(F.linear(Tensor(x), Tensor(w), Tensor(b)).data, np.einsum("btk,kn->btn", x, w) + b,
+                               rtol=1e-12)
+    assert F.linear(Tensor(x[0, 0]), Tensor(w)).shape == (5,)
+
+
+def test_linear_gradients_by_formula(rng):
+    x = Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    b = Tensor(rng.standard_normal(5), requires_grad=True)
+    g = rng.standard_normal((2, 3, 5))
+    F.linear(x, w, b).backward(g)
+    np.testing.assert_allclose(x.grad, np.einsum("btn,kn->btk", g, w.data), rtol=1e-12)
+    np.testing.assert_allclose(w.grad, np.einsum("btk,btn->kn", x.data, g), rtol=1e-12)
+    np.testing.assert_allclose(b.grad, g.sum(axis=(0, 1)), rtol=1e-12)
+
+
+def test_linear_skips_gradients_nobody_needs(rng):
+    x = Tensor(rng.standard_normal((3, 4)))
+    w = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    F.linear(x, w).sum().backward()
+    assert x.grad is None and w.grad.shape == (4, 5)
