@@ -288,6 +288,7 @@ def _line_of(marker: str) -> int:
     return start + next(i for i, line in enumerate(src) if marker in line)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about the NaN/Inf on purpose
 def test_anomaly_in_forward_names_op_and_user_line():
     x = Tensor(np.array([1.0, -1.0]))
     with detect_anomaly():
@@ -298,6 +299,7 @@ def test_anomaly_in_forward_names_op_and_user_line():
     assert "test_autograd.py" in msg and f"line {_line_of('MARK-forward')}" in msg
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about the NaN/Inf on purpose
 def test_anomaly_in_backward_names_op_and_the_line_that_created_it():
     x = Tensor(np.array([0.0, 4.0]), requires_grad=True)
     with detect_anomaly():
@@ -310,6 +312,7 @@ def test_anomaly_in_backward_names_op_and_the_line_that_created_it():
     assert "test_autograd.py" in msg and f"line {_line_of('MARK-backward')}" in msg
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about the NaN/Inf on purpose
 def test_anomaly_through_functional_names_the_user_line_not_the_library():
     x = Tensor(np.array([[1e30, 2e30]], dtype=np.float32))
     w = Tensor(np.full((2, 3), 1e30, dtype=np.float32))
@@ -320,6 +323,7 @@ def test_anomaly_through_functional_names_the_user_line_not_the_library():
     assert "Linear" in msg and f"line {_line_of('MARK-functional')}" in msg and "functional.py" not in msg
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about the NaN/Inf on purpose
 def test_anomaly_off_lets_nan_through_and_state_is_restored():
     assert not tl.function._anomaly_enabled
     with np.errstate(invalid="ignore"):

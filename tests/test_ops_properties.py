@@ -61,7 +61,7 @@ def test_binary_ops_on_broadcast_shapes(op, shapes, seed, swap_python_scalar):
     np.testing.assert_allclose(tb.grad, _scatter_to_input(sb, out_shape, w * db(a, b)), rtol=1e-9, atol=1e-12)
 
     # the same op with a Python scalar on either side keeps the tensor's dtype and gradient
-    s = float(_draw(rng, (), kb if swap_python_scalar else ka))
+    s = float(_draw(rng, (), ka if swap_python_scalar else kb))  # the scalar takes the place of a or of b
     x32 = Tensor(a.astype(np.float32), requires_grad=True)
     y = fn(x32, s) if not swap_python_scalar else fn(s, Tensor(b.astype(np.float32), requires_grad=True))
     assert y.dtype == np.float32
