@@ -215,3 +215,12 @@ def test_text_bpe_smoke(tmp_path):
     assert (out / "tokenizer.model").is_file() and (out / "config.json").is_file()
     r = run(["sample", "--out_dir", str(out), "--prompt", "Speak", "--max_new_tokens", "5"])
     assert r.returncode == 0 and r.stdout.startswith("Speak")
+
+
+@pytest.mark.slow
+def test_default_preset_reaches_99_percent_held_out(tmp_path):
+    """The README's first command: `python train.py` must reach >= 99% exact match on held-out problems."""
+    r = run(["--out_dir", str(tmp_path / "out")], timeout=600)
+    assert r.returncode == 0, r.stderr
+    final = metrics(tmp_path / "out")[-1]
+    assert final["accuracy"] >= 0.99, final

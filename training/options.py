@@ -69,7 +69,7 @@ HELP = {
 PRESETS: dict[str, dict] = {
     # minGPT's adder in spirit: a small GPT learns a + b from generated problems, answer digits reversed.
     "addition": dict(n_layer=2, n_head=4, n_embd=64, block_size=6, batch_size=64, learning_rate=3e-3,
-                     max_iters=3000, lr_decay_iters=3000, min_lr=3e-4, warmup_iters=100, weight_decay=0.1,
+                     max_iters=1500, lr_decay_iters=1500, min_lr=3e-4, warmup_iters=100, weight_decay=0.1,
                      eval_interval=250, eval_iters=4, log_interval=100, out_dir="out-addition"),
     # nanoGPT's CPU command for shakespeare_char (its README): same values, same names.
     "shakespeare_char": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, learning_rate=1e-3,
