@@ -259,3 +259,13 @@ def test_to_hf_files_load_in_hugging_face(tmp_path):
     if result.stdout.strip() == "SKIP":
         pytest.skip("Hugging Face tokenizers is not installed")
     assert json.loads(result.stdout) == [tok.encode_ordinary(t) for t in MIXED_TEXTS]
+
+
+@pytest.mark.slow
+@needs_shakespeare
+def test_trainers_agree_on_tinyshakespeare():
+    text = SHAKESPEARE.read_text(encoding="utf-8")[:200_000]
+    fast, ref = RegexTokenizer(), RegexTokenizer()
+    fast.train(text, 512)
+    ref.train(text, 512, trainer="reference")
+    assert list(fast.merges.items()) == list(ref.merges.items())
