@@ -133,16 +133,18 @@ class GPT2(hf.PretrainedMixin, Module):
     """GPT-2 language model: forward(idx, targets=None, cache=None) -> (logits, loss).
 
     `dtype` is the dtype of every parameter (float32; float64 for gradient checks). `rng` seeds the initialisation
-    and the dropout masks.
+    and the dropout masks. `init=False` skips GPT-2's initialisation (from_pretrained overwrites every weight).
     """
 
     config_class = GPT2Config
 
-    def __init__(self, config: GPT2Config, dtype=np.float32, rng: np.random.Generator | None = None):
+    def __init__(self, config: GPT2Config, dtype=np.float32, rng: np.random.Generator | None = None,
+                 init: bool = True):
         self.config, self.dtype = config, np.dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         self.transformer = GPT2Model(config, rng, self.dtype)
-        self._init_weights(rng)
+        if init:
+            self._init_weights(rng)
 
     @property
     def lm_head(self) -> Tensor:

@@ -177,7 +177,7 @@ def as_dtype(dtype) -> np.dtype:
 
 
 class PretrainedMixin:
-    """from_pretrained / save_pretrained / to_dtype for a Module whose constructor is `cls(config, dtype=...)`.
+    """from_pretrained / save_pretrained / to_dtype for a Module whose constructor is `cls(config, dtype=, init=)`.
 
     The model class provides:
       config_class              a dataclass with `from_hf(dict, source)` and `to_hf() -> dict`
@@ -199,7 +199,7 @@ class PretrainedMixin:
         """Build the model from config.json and fill it with the folder's weights (cast to `dtype`)."""
         source = Path(folder) / CONFIG_NAME
         config = cls.config_class.from_hf(read_config(folder), source=str(source))
-        model = cls(config, dtype=as_dtype(dtype))
+        model = cls(config, dtype=as_dtype(dtype), init=False)  # every weight is overwritten: skip the model's init
         model.load_hf_weights(folder)
         return model.eval()  # a loaded model is for inference until someone calls .train()
 

@@ -172,21 +172,24 @@ def _sliding_window_mask(past: int, T: int, window: int | None):
 class MoEGPT(hf.PretrainedMixin, Module):
     """Mixtral-architecture language model: forward(idx, targets=None, cache=None) -> (logits, loss).
 
-    After every forward, `expert_counts` lists each layer's (E,) number of tokens routed to each expert, and
-    `aux_loss` holds the mean of the layers' load-balancing losses (a scalar Tensor in the graph).
+    `dtype`, `rng` and `init` as in GPT2. After every forward, `expert_counts` lists each layer's (E,) number of
+    tokens routed to each expert, and `aux_loss` holds the mean of the layers' load-balancing losses (a scalar Tensor
+    in the graph).
     """
 
     config_class = MoEConfig
 
-    def __init__(self, config: MoEConfig, dtype=np.float32, rng: np.random.Generator | None = None):
+    def __init__(self, config: MoEConfig, dtype=np.float32, rng: np.random.Generator | None = None,
+                 init: bool = True):
         self.config, self.dtype = config, np.dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         self.model = MixtralModel(config, rng, self.dtype)
         self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False, rng=rng, dtype=self.dtype)
         self.aux_loss = None
-        for p in self.parameters():  # transformers' Mixtral init: N(0, 0.02), norms 1
-            if p.ndim == 2:
-                p.data[...] = rng.normal(0.0, config.initializer_range, p.shape)
+        if init:  # transformers' Mixtral init: N(0, 0.02) for every matrix and the embedding, norms 1
+            for p in self.parameters():
+                if p.ndim == 2:
+                    p.data[...] = rng.normal(0.0, config.initializer_range, p.shape)
 
     @property
     def moe_layers(self) -> list:

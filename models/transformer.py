@@ -149,11 +149,15 @@ def _key_mask(pad_mask, B: int, S: int):
 
 
 class Transformer(hf.PretrainedMixin, Module):
-    """Encoder-decoder Transformer: forward(src, tgt_in, src_pad_mask=None, tgt_pad_mask=None) -> logits."""
+    """Encoder-decoder Transformer: forward(src, tgt_in, src_pad_mask=None, tgt_pad_mask=None) -> logits.
+
+    `dtype`, `rng` and `init` as in GPT2.
+    """
 
     config_class = TransformerConfig
 
-    def __init__(self, config: TransformerConfig, dtype=np.float32, rng: np.random.Generator | None = None):
+    def __init__(self, config: TransformerConfig, dtype=np.float32, rng: np.random.Generator | None = None,
+                 init: bool = True):
         c = self.config = config
         self.dtype = np.dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
@@ -166,7 +170,8 @@ class Transformer(hf.PretrainedMixin, Module):
         self.decoder = Stack([DecoderLayer(c, rng, self.dtype) for _ in range(c.n_decoder_layers)], c, self.dtype)
         self.out_proj = None if c.tie_output else Linear(c.d_model, c.tgt_vocab_size, bias=False, rng=rng,
                                                          dtype=self.dtype)
-        self._init_weights(rng)
+        if init:
+            self._init_weights(rng)
 
     def _init_weights(self, rng) -> None:
         """Xavier-uniform matrices (Glorot & Bengio 2010), embeddings N(0, d_model^-1/2), biases 0."""
