@@ -342,3 +342,17 @@ def test_apply_rejects_non_tensors():
 
     with pytest.raises(TypeError, match="Add.apply takes Tensors"):
         Add.apply(Tensor([1.0]), np.array([1.0]))
+
+
+def test_out_of_range_axes_raise_instead_of_wrapping():
+    x = Tensor.ones(3, 1)
+    for call, op in [(lambda: x.squeeze(5), "squeeze"), (lambda: x.unsqueeze(3), "unsqueeze"),
+                     (lambda: x.unsqueeze(-4), "unsqueeze"), (lambda: x.flatten(2), "flatten"),
+                     (lambda: x.split(1, axis=2), "split"), (lambda: Tensor.ones(3).transpose(), "transpose"),
+                     (lambda: Tensor.cat([x, x], 2), "cat"), (lambda: Tensor.stack([x, x], 3), "stack")]:
+        with pytest.raises(IndexError, match=rf"{op}: axis -?\d+ is out of range"):
+            call()
+    with pytest.raises(ValueError, match="permute"):
+        x.permute(0, 2)
+    assert x.unsqueeze(2).shape == (3, 1, 1) and x.unsqueeze(-3).shape == (1, 3, 1)
+    assert Tensor.stack([x, x], -3).shape == (2, 3, 1) and Tensor.stack([x, x], 2).shape == (3, 1, 2)

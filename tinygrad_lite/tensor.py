@@ -30,6 +30,14 @@ def _is_float(dtype: np.dtype) -> bool:
     return dtype.kind == "f"  # np.issubdtype says the same in ~20x the time, and this runs on every op
 
 
+def _axis(op: str, axis: int, n: int, shape: tuple) -> int:
+    """axis in [-n, n) as a non-negative index, or an IndexError naming the op (as torch's "dimension out of
+    range"); a bare `axis % n` would silently turn axis 5 of a 2-d tensor into axis 1."""
+    if not -n <= axis < n:
+        raise IndexError(f"{op}: axis {axis} is out of range [{-n}, {n - 1}] for a tensor of shape {shape}")
+    return axis % n
+
+
 def _promote(a: Tensor, b: Tensor) -> tuple:
     """Bring two operands to a common dtype the way torch does, where NumPy would silently upcast to float64.
 
@@ -452,6 +460,7 @@ class Tensor:
         return V.Permute.apply(self, axes=_shape_arg(axes))
 
     def transpose(self, ax1: int = -2, ax2: int = -1):
+        ax1, ax2 = _axis("transpose", ax1, self.ndim, self.shape), _axis("transpose", ax2, self.ndim, self.shape)
         axes = list(range(self.ndim))
         axes[ax1], axes[ax2] = axes[ax2], axes[ax1]
         return self.permute(*axes)
@@ -463,7 +472,7 @@ class Tensor:
         if axis is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
-            axes = {a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+            axes = {_axis("squeeze", a, self.ndim, self.shape) for a in ((axis,) if isinstance(axis, int) else axis)}
             for a in axes:
                 if self.shape[a] != 1:
                     raise ValueError(f"squeeze: axis {a} has size {self.shape[a]}, not 1 (shape {self.shape})")
@@ -471,13 +480,13 @@ class Tensor:
         return V.Reshape.apply(self, shape=shape)
 
     def unsqueeze(self, axis: int):
-        axis = axis % (self.ndim + 1)
+        axis = _axis("unsqueeze", axis, self.ndim + 1, self.shape)
         return V.Reshape.apply(self, shape=self.shape[:axis] + (1,) + self.shape[axis:])
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1):
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_axis % self.ndim, end_axis % self.ndim
+        s, e = _axis("flatten", start_axis, self.ndim, self.shape), _axis("flatten", end_axis, self.ndim, self.shape)
         return V.Reshape.apply(self, shape=self.shape[:s] + (-1,) + self.shape[e + 1 :])
 
     def __getitem__(self, index):
@@ -495,8 +504,9 @@ class Tensor:
         """Pieces of `size` along axis (the last may be smaller), as torch.split with an int."""
         if size < 1:
             raise ValueError(f"split: size must be >= 1, got {size}")
+        axis = _axis("split", axis, self.ndim, self.shape)
         n = self.shape[axis]
-        pre = (slice(None),) * (axis % self.ndim)
+        pre = (slice(None),) * axis
         return [self[pre + (slice(i, min(i + size, n)),)] for i in range(0, n, size)]
 
     @staticmethod

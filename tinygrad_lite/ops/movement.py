@@ -28,7 +28,7 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, x, axes):
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        if any(not -x.ndim <= a < x.ndim for a in axes) or sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
             raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of a tensor with {x.ndim} dims")
         self.axes = axes
         return x.transpose(axes)
@@ -96,6 +96,8 @@ class Cat(Function):
     def forward(self, *xs, axis=0):
         if not xs:
             raise ValueError("cat: needs at least one tensor")
+        if not -xs[0].ndim <= axis < xs[0].ndim:
+            raise IndexError(f"cat: axis {axis} is out of range for tensors with {xs[0].ndim} dimensions")
         try:
             out = np.concatenate(xs, axis=axis)
         except ValueError:
@@ -113,6 +115,8 @@ class Stack(Function):
             raise ValueError("stack: needs at least one tensor")
         if len({x.shape for x in xs}) != 1:
             raise ValueError(f"stack: all tensors need the same shape, got {[x.shape for x in xs]}")
+        if not -xs[0].ndim - 1 <= axis <= xs[0].ndim:
+            raise IndexError(f"stack: axis {axis} is out of range for a result with {xs[0].ndim + 1} dimensions")
         self.axis = axis % (xs[0].ndim + 1)
         return np.stack(xs, axis=axis)
 
