@@ -335,6 +335,15 @@ def test_anomaly_off_lets_nan_through_and_state_is_restored():
     assert not tl.function._anomaly_enabled
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_anomaly_catches_nan_made_from_a_deliberate_inf():
+    x = Tensor(np.zeros((1, 2)), requires_grad=True)
+    with detect_anomaly():
+        masked = x.masked_fill(np.array([[True, False]]), float("-inf"))  # allowed: asked for
+        with pytest.raises(AnomalyError, match="Mul produced NaN/Inf in forward"):
+            masked * 0.0  # -inf * 0 = nan: produced here
+
+
 def test_anomaly_tolerates_a_deliberate_infinite_mask():
     """Causal attention masks with -inf: the Inf was asked for, and softmax turns it into exact zeros."""
     x = Tensor(np.random.default_rng(0).standard_normal((3, 3)), requires_grad=True)

@@ -112,16 +112,21 @@ def _finite(a) -> bool:
 
 
 def _produced_nonfinite(out, arrays, kwargs) -> bool:
-    """True when the op itself created a NaN/Inf: the output has one and no input (array or scalar argument) had.
+    """True when the op itself created a NaN (no input had one) or an Inf (no input or scalar argument had one).
 
     An Inf that was already in an input, or that the user asked for (`masked_fill(mask, -inf)` for attention), is
-    not an anomaly of this op; the first op that produced it is the one worth naming.
+    not an anomaly of this op: the first op that produced it is the one worth naming. NaN and Inf are told apart so
+    that a NaN made from a deliberate Inf (-inf * 0) is still caught where it appears.
     """
     if _finite(out):
         return False
-    if any(isinstance(v, float) and not math.isfinite(v) for v in kwargs.values()):
-        return False
-    return all(_finite(a) for a in arrays)
+    floats = [a for a in arrays if a.dtype.kind == "f"]
+    if np.isnan(out).any() and not any(np.isnan(a).any() for a in floats):
+        return True
+    if np.isinf(out).any():
+        asked = any(isinstance(v, float) and math.isinf(v) for v in kwargs.values())
+        return not asked and not any(np.isinf(a).any() for a in floats)
+    return False
 
 
 class Function:
