@@ -224,3 +224,52 @@ def test_default_preset_reaches_99_percent_held_out(tmp_path):
     assert r.returncode == 0, r.stderr
     final = metrics(tmp_path / "out")[-1]
     assert final["accuracy"] >= 0.99, final
+
+
+def test_reverse_smoke(tmp_path):
+    out = tmp_path / "out"
+    args = ["--preset", "reverse", "--digits", "4", "--max_iters", "4", "--eval_interval", "2", "--out_dir", str(out),
+            *TINY]
+    assert train_in_process(args) == 0
+    rows = metrics(out)
+    assert [r["iter"] for r in rows] == [0, 2, 4] and "accuracy" in rows[0]
+    from models.transformer import Transformer
+
+    assert Transformer.from_pretrained(out).config.src_vocab_size == 13
+    r = run(["sample", "--out_dir", str(out), "--prompt", "1234"])
+    assert r.returncode == 0 and set(r.stdout.strip()) <= set("0123456789")
+
+
+@pytest.mark.parametrize("task", ["addition", "text"])
+def test_moe_smoke_prints_expert_shares(tmp_path, task, capsys):
+    data = tmp_path / "text.txt"
+    data.write_text(TEXT)
+    out = tmp_path / "out"
+    args = ["--preset", "moe", "--task", task, "--n_kv_head", "1", "--n_experts", "4", "--top_k", "2",
+            "--max_iters", "5", "--eval_interval", "5", "--out_dir", str(out), *TINY]
+    if task == "text":
+        args += ["--data", str(data), "--block_size", "16"]
+    assert train_in_process(args) == 0
+    log = capsys.readouterr().out
+    shares = [line.split("expert shares [")[1].split("]")[0].split() for line in log.splitlines()
+              if "expert shares" in line]
+    assert shares and all(len(s) == 4 and abs(sum(map(float, s)) - 1.0) < 0.02 for s in shares)
+    from models.moe import MoEGPT
+
+    assert MoEGPT.from_pretrained(out).config.num_local_experts == 4
+
+
+@pytest.mark.slow
+def test_reverse_preset_reaches_99_percent_held_out(tmp_path):
+    r = run(["--preset", "reverse", "--out_dir", str(tmp_path / "out")], timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert metrics(tmp_path / "out")[-1]["accuracy"] >= 0.99
+
+
+@pytest.mark.slow
+def test_shakespeare_char_reaches_nanogpt_val_loss(tmp_path, shared_data):
+    """nanoGPT's CPU settings reach val loss 1.886 on this machine class; we must reach <= 1.89."""
+    path = shared_data("tinyshakespeare.txt")
+    r = run(["--preset", "shakespeare_char", "--data", str(path), "--out_dir", str(tmp_path / "out")], timeout=1800)
+    assert r.returncode == 0, r.stderr
+    assert metrics(tmp_path / "out")[-1]["val_loss"] <= 1.89

@@ -77,10 +77,11 @@ class AdditionTask:
 
 
 class ReverseTask:
-    """src: `length` random digits; tgt: BOS, the digits reversed, EOS. Tokens 0-9, BOS = 10, EOS = 11."""
+    """src: `length` random digits; tgt: BOS, the digits reversed, EOS. Tokens 0-9, BOS = 10, EOS = 11, and
+    PAD = 12, which never occurs here but is the id the model's loss ignores (0 is a digit)."""
 
-    BOS, EOS = 10, 11
-    vocab_size = 12
+    BOS, EOS, PAD = 10, 11, 12
+    vocab_size = 13
 
     def __init__(self, length: int = 8, seed: int = 1337, holdout: int = 1000):
         self.length = length

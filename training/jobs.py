@@ -36,6 +36,10 @@ class Job:
             if isinstance(getattr(m, "rng", None), np.random.Generator):
                 m.rng = self.dropout_rng
 
+    def make_optimizer(self):
+        o = self.opts
+        return self.model.configure_optimizer(o.weight_decay, o.learning_rate, (o.beta1, o.beta2))
+
     def batch(self, split: str, rng: np.random.Generator):
         return self.data.get_batch(split, self.opts.batch_size, rng)
 
@@ -156,6 +160,88 @@ class TextJob(Job):
         save_tokenizer(out_dir, self.tokenizer)
 
 
+def _moe(opts: TrainOptions, vocab_size: int, block_size: int):
+    from models.moe import MoEConfig, MoEGPT
+
+    config = MoEConfig(vocab_size=vocab_size, hidden_size=opts.n_embd, intermediate_size=2 * opts.n_embd,
+                       num_hidden_layers=opts.n_layer, num_attention_heads=opts.n_head,
+                       num_key_value_heads=opts.n_kv_head or opts.n_head, max_position_embeddings=block_size,
+                       rope_theta=10000.0, attention_dropout=opts.dropout, num_local_experts=opts.n_experts,
+                       num_experts_per_tok=opts.top_k, bos_token_id=None, eos_token_id=None)
+    return MoEGPT(config, rng=np.random.default_rng(opts.seed))
+
+
+class _ExpertShares:
+    """Log lines of the moe preset end with each expert's share of the routed tokens (1/n_experts is balanced)."""
+
+    model_kind = "moe"
+
+    def progress_note(self) -> str:
+        counts = np.sum([np.asarray(c, dtype=np.float64) for c in self.model.expert_counts], axis=0)
+        shares = counts / max(counts.sum(), 1.0)
+        return ", expert shares [" + " ".join(f"{s:.2f}" for s in shares) + "]"
+
+
+class MoEAdditionJob(_ExpertShares, AdditionJob):
+    def _build(self, opts, vocab_size, block_size):
+        return _moe(opts, vocab_size, block_size)
+
+
+class MoETextJob(_ExpertShares, TextJob):
+    def _build(self, opts, vocab_size, block_size):
+        return _moe(opts, vocab_size, block_size)
+
+
+class ReverseJob(Job):
+    """The encoder-decoder Transformer learns to reverse digit sequences; metric: exact match of greedy decoding."""
+
+    model_kind = "transformer"
+
+    def __init__(self, opts: TrainOptions):
+        super().__init__(opts)
+        from models.transformer import Transformer, TransformerConfig
+
+        self.data = D.ReverseTask(opts.digits, seed=opts.seed)
+        v = self.data.vocab_size
+        config = TransformerConfig(src_vocab_size=v, tgt_vocab_size=v, d_model=opts.n_embd, n_heads=opts.n_head,
+                                   n_encoder_layers=opts.n_layer, n_decoder_layers=opts.n_layer,
+                                   d_ff=4 * opts.n_embd, dropout=opts.dropout, label_smoothing=0.0,
+                                   share_embeddings=True, pad_id=self.data.PAD)
+        self.model = Transformer(config, rng=np.random.default_rng(opts.seed))
+        self.tokens_per_example = 2 * opts.digits + 1
+        self._share_dropout_rng()
+
+    def make_optimizer(self):
+        from tinygrad_lite.optim import AdamW
+
+        o, params = self.opts, self.model.parameters()
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        return AdamW(groups, lr=o.learning_rate, betas=(o.beta1, o.beta2))
+
+    def loss(self, batch):
+        src, tgt_in, tgt_out = batch
+        return self.model.loss(self.model(src, tgt_in), tgt_out)
+
+    def decode(self, src: np.ndarray) -> list:
+        return self.model.greedy_decode(src, self.data.length + 1, self.data.BOS, self.data.EOS)
+
+    def metric(self) -> float:
+        src = self.data.test_src
+        got = self.decode(src)
+        want = src[:, ::-1].tolist()
+        return float(np.mean([g[:-1] == w and g[-1:] == [self.data.EOS] for g, w in zip(got, want)]))
+
+    def examples(self, n: int = 6) -> list[str]:
+        src = self.data.test_src[:n]
+        lines = []
+        for s, g in zip(src, self.decode(src)):
+            got = "".join(str(t) if t < 10 else "" for t in g)
+            want = "".join(map(str, s[::-1]))
+            lines.append(f"reverse {''.join(map(str, s))} -> {got}" + ("" if got == want else f"   (wrong: {want})"))
+        return lines
+
+
 def save_tokenizer(out_dir: Path, tok) -> None:
     if isinstance(tok, D.CharTokenizer):
         from .checkpoint import write_json_atomic
@@ -184,4 +270,8 @@ def build_job(opts: TrainOptions, log=print) -> Job:
         return AdditionJob(opts)
     if opts.preset in ("shakespeare_char", "text_bpe"):
         return TextJob(opts, log)
-    raise OptionError(f"preset {opts.preset!r} is not available yet")
+    if opts.preset == "reverse":
+        return ReverseJob(opts)
+    if opts.preset == "moe":
+        return MoETextJob(opts, log) if opts.task == "text" else MoEAdditionJob(opts)
+    raise OptionError(f"unknown preset {opts.preset!r}")

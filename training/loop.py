@@ -43,7 +43,7 @@ def train(job, opts: TrainOptions, log=print) -> dict:
     """Run the loop for `job` (see training.jobs) and return a summary of the run."""
     out_dir = ckpt.check_out_dir(opts.out_dir)
     model = job.model
-    optimizer = model.configure_optimizer(opts.weight_decay, opts.learning_rate, (opts.beta1, opts.beta2))
+    optimizer = job.make_optimizer()
     rng = np.random.default_rng(opts.seed)
     start_iter, best = 0, None
     if opts.resume:

@@ -40,6 +40,8 @@ def load_model(out_dir: Path):
         from models.gpt2 import GPT2 as cls
     elif kind == "mixtral":
         from models.moe import MoEGPT as cls
+    elif kind == "vaswani_transformer":
+        from models.transformer import Transformer as cls
     else:
         raise OptionError(f"{cfg_path}: model_type {kind!r} cannot be sampled by train.py")
     try:
@@ -62,13 +64,16 @@ def sample_main(argv: list[str], out=sys.stdout) -> int:
     model = load_model(out_dir)
     tok = load_tokenizer(out_dir)
     state = out_dir / "training_state.json"
-    preset = json.loads(state.read_text()).get("options", {}).get("preset") if state.is_file() else None
+    options = json.loads(state.read_text()).get("options", {}) if state.is_file() else {}
+    is_addition = options.get("preset") == "addition" or (options.get("preset") == "moe"
+                                                           and options.get("task") == "addition")
     rng = np.random.default_rng(args.seed)
     kwargs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, rng=rng)
 
-    if tok is None and preset == "addition":
-        digits = json.loads(state.read_text())["options"]["digits"]
-        return _addition(model, digits, args.prompt, out)
+    if options.get("preset") == "reverse":
+        return _reverse(model, args.prompt, out)
+    if tok is None and is_addition:
+        return _addition(model, options["digits"], args.prompt, out)
     if tok is None:
         raise OptionError(f"{out_dir} has no tokenizer (tokenizer.json or tokenizer.model)")
     if hasattr(tok, "encode_ordinary"):
@@ -112,4 +117,16 @@ def _addition(model, d: int, prompt: str, out) -> int:
             x = np.concatenate([x, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
     answer = int("".join(map(str, x[0, 2 * d :][::-1])))
     out.write(f"{int(parts[0])} + {int(parts[1])} = {answer}\n")
+    return 0
+
+
+def _reverse(model, prompt: str, out) -> int:
+    """Reverse a digit string with a model trained by --preset reverse (greedy decoding)."""
+    from .data import ReverseTask
+
+    if not prompt.strip().isdigit():
+        raise OptionError("--prompt for a reverse model is a string of digits, e.g. 12345678")
+    src = np.array([[int(c) for c in prompt.strip()]])
+    got = model.greedy_decode(src, src.shape[1] + 1, ReverseTask.BOS, ReverseTask.EOS)[0]
+    out.write("".join(str(t) for t in got if t < 10) + "\n")
     return 0
