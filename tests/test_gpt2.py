@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_models_hf import check_param_grads, write_bf16_safetensors
 
-from models import GPT2, GPT2Config, hf
+from models import GPT2, GPT2Config, hf, reorder_cache
 from tinygrad_lite import no_grad
 from tinygrad_lite.optim import AdamW
 from tinygrad_lite.serialization import load_safetensors, save_safetensors
@@ -115,6 +115,20 @@ def test_cached_decoding_matches_full_forward(rng):
         m(idx, cache=cache[:1])
     with pytest.raises(ValueError, match="max_len 65"):
         m.make_cache(1, 65)
+
+
+def test_reorder_cache_selects_and_repeats_rows(rng):
+    """Beam search's step: rows of the cache follow their beams (here: row 1 twice, then row 0)."""
+    m = tiny()
+    idx = ids(rng, T=6)
+    nxt = ids(rng, B=3, T=1)
+    with no_grad():
+        cache = m.make_cache(2, 8)
+        m(idx, cache=cache)
+        reorder_cache(cache, [1, 1, 0])
+        out, _ = m(nxt, cache=cache)
+        full, _ = m(np.concatenate([idx[[1, 1, 0]], nxt], axis=1))
+    np.testing.assert_allclose(out.data[:, 0], full.data[:, -1], atol=2e-6)
 
 
 def test_forward_under_no_grad_builds_no_graph(rng):
