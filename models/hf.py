@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import Parameter
 from tinygrad_lite.serialization import load_safetensors, save_safetensors
 
 CONFIG_NAME = "config.json"
@@ -165,11 +164,14 @@ def check_keys(expected: dict, tensors: dict, origin: dict, folder, model_name: 
     raise CheckpointError("\n".join(lines))
 
 
-def as_dtype(dtype) -> np.dtype:
-    """np.float32 / "float32" / "float16" / "bfloat16"-free: the floating dtypes a model may compute or save in."""
+def as_dtype(dtype, compute: bool = False) -> np.dtype:
+    """The np.dtype for `dtype` (np.float32, "float32", ...): float32 or float64 to compute in (float64 for
+    gradient checks), and also float16 to save in. NumPy has no bfloat16, so BF16 is read only (as float32)."""
     dt = np.dtype(dtype)
-    if dt not in _TORCH_DTYPE_NAMES:
-        raise ValueError(f"unsupported dtype {dtype!r}: use float32, float16 (saving only) or float64 (gradchecks)")
+    allowed = (np.float32, np.float64) if compute else tuple(_TORCH_DTYPE_NAMES)
+    if dt not in allowed:
+        raise ValueError(f"unsupported dtype {dtype!r}: models compute in float32 (or float64 for gradient checks) "
+                         f"and save in float32, float16 or float64")
     return dt
 
 
@@ -199,7 +201,8 @@ class PretrainedMixin:
         """Build the model from config.json and fill it with the folder's weights (cast to `dtype`)."""
         source = Path(folder) / CONFIG_NAME
         config = cls.config_class.from_hf(read_config(folder), source=str(source))
-        model = cls(config, dtype=as_dtype(dtype), init=False)  # every weight is overwritten: skip the model's init
+        # init=False: every weight is about to be overwritten, so the model's random initialisation is skipped
+        model = cls(config, dtype=as_dtype(dtype, compute=True), init=False)
         model.load_hf_weights(folder)
         return model.eval()  # a loaded model is for inference until someone calls .train()
 
@@ -235,7 +238,7 @@ class PretrainedMixin:
 
     def to_dtype(self, dtype):
         """Convert every parameter in place (tied parameters stay one object), e.g. float64 for a gradcheck."""
-        dt = as_dtype(dtype)
+        dt = as_dtype(dtype, compute=True)
         for p in self.parameters():
             if p.data.dtype != dt:
                 p.data = p.data.astype(dt)
@@ -243,7 +246,3 @@ class PretrainedMixin:
         self.dtype = dt
         return self
 
-
-def named_parameter_map(model) -> dict:
-    """name -> Parameter, for models whose own parameter names are the checkpoint's names."""
-    return {name: p for name, p in model.named_parameters() if isinstance(p, Parameter)}

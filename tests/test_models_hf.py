@@ -161,3 +161,5 @@ def test_as_dtype():
     assert hf.as_dtype("float16") == np.float16 and hf.as_dtype(np.float64) == np.float64
     with pytest.raises(ValueError, match="unsupported dtype"):
         hf.as_dtype(np.int32)
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        hf.as_dtype("float16", compute=True)  # a save format, not a compute dtype here
