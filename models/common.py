@@ -42,3 +42,20 @@ def reorder_cache(cache: list, index) -> None:
         if isinstance(c, KVCache) or hasattr(c, "k"):
             if c.k is not None:
                 c.k, c.v = c.k[index], c.v[index]  # fancy indexing copies, so repeated rows do not alias
+
+
+class GenerateMixin:
+    """`model.generate(...)` for the decoder-only models: samplers.generate with the KV cache (see its docstring).
+
+    Imported lazily so that models do not depend on samplers at import time.
+    """
+
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, min_p: float | None = None, repetition_penalty: float | None = None,
+                 eos_token_id: int | None = None, rng: np.random.Generator | None = None, stream=None,
+                 use_cache: bool = True, do_sample: bool | None = None) -> np.ndarray:
+        from samplers.generate import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                        repetition_penalty=repetition_penalty, eos_token_id=eos_token_id, rng=rng, stream=stream,
+                        use_cache=use_cache, do_sample=do_sample)

@@ -36,7 +36,7 @@ from tinygrad_lite import Module, Tensor
 from tinygrad_lite.optim import AdamW
 
 from . import hf
-from .common import as_ids, check_cache
+from .common import GenerateMixin, as_ids, check_cache
 
 # transformers names the tanh approximation of GELU "gelu_new" (GPT-2's original) or "gelu_pytorch_tanh" (the same
 # formula in one fused kernel); both are what the MLP layer computes.
@@ -129,7 +129,7 @@ class GPT2Model(Module):
         return self.ln_f(x)  # (B, T, C)
 
 
-class GPT2(hf.PretrainedMixin, Module):
+class GPT2(GenerateMixin, hf.PretrainedMixin, Module):
     """GPT-2 language model: forward(idx, targets=None, cache=None) -> (logits, loss).
 
     `dtype` is the dtype of every parameter (float32; float64 for gradient checks). `rng` seeds the initialisation

@@ -34,7 +34,7 @@ from tinygrad_lite import Module, Tensor
 from tinygrad_lite.optim import AdamW
 
 from . import hf
-from .common import as_ids, check_cache
+from .common import GenerateMixin, as_ids, check_cache
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _sliding_window_mask(past: int, T: int, window: int | None):
     return (k <= q) & (q - k < window)
 
 
-class MoEGPT(hf.PretrainedMixin, Module):
+class MoEGPT(GenerateMixin, hf.PretrainedMixin, Module):
     """Mixtral-architecture language model: forward(idx, targets=None, cache=None) -> (logits, loss).
 
     `dtype`, `rng` and `init` as in GPT2. After every forward, `expert_counts` lists each layer's (E,) number of

@@ -92,3 +92,17 @@ def test_bad_arguments(model):
         generate(model, np.zeros((1, 0), dtype=np.int64), 3)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, np.array([1]), -1)
+
+
+def test_model_generate_method_for_gpt2_and_moe(model):
+    from models.moe import MoEConfig, MoEGPT
+
+    prompt = np.array([[3, 1, 4]])
+    np.testing.assert_array_equal(model.generate(prompt, 4, temperature=0), generate(model, prompt, 4, temperature=0))
+    moe = MoEGPT(MoEConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=12,
+                           num_local_experts=4), rng=np.random.default_rng(0)).eval()
+    a = moe.generate(prompt, 12, temperature=0.8, rng=np.random.default_rng(0))  # 3 + 12 > 12: slides too
+    b = moe.generate(prompt, 12, temperature=0.8, rng=np.random.default_rng(0), use_cache=False)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (1, 15)
