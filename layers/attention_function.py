@@ -68,30 +68,60 @@ def _mask5(m: np.ndarray, B: int, H: int, Hkv: int, Tq: int, Tk: int) -> np.ndar
     return m.reshape(b, Hkv, H // Hkv, tq, tk) if h == H else m.reshape(b, 1, 1, tq, tk)
 
 
-def _masks(attn_mask, is_causal, q, k, dtype):
-    """-> (blocked, additive): boolean 'may not attend' and additive float masks, each None or 5-D broadcastable."""
+def _masks(attn_mask, q, k, dtype):
+    """-> (blocked, additive): 'may not attend' boolean and additive float masks, each None or broadcastable to
+    (B, Hkv, G, Tq, Tk)."""
+    if attn_mask is None:
+        return None, None
     B, H, Tq, _ = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
-    blocked = additive = None
-    if attn_mask is not None:
-        m = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
-        m5 = _mask5(m, B, H, Hkv, Tq, Tk)
-        if m5.dtype == bool:
-            blocked = ~m5
-        elif np.issubdtype(m5.dtype, np.floating):
-            additive = m5.astype(dtype, copy=False)
-        else:
-            raise TypeError(f"attention: attn_mask must be boolean or float, got dtype {m5.dtype}")
-    if is_causal:
-        not_causal = ~causal_mask(Tq, Tk)  # (Tq, Tk) broadcasts against (B, Hkv, G, Tq, Tk)
-        blocked = not_causal if blocked is None else blocked | not_causal
-    return blocked, additive
+    m = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+    m5 = _mask5(m, B, H, Hkv, Tq, Tk)
+    if m5.dtype == bool:
+        return ~m5, None
+    if np.issubdtype(m5.dtype, np.floating):
+        return None, m5.astype(dtype, copy=False)
+    raise TypeError(f"attention: attn_mask must be boolean or float, got dtype {m5.dtype}")
 
 
 def _dropout_keep(rng, shape, p):
     """The keep mask, drawn exactly as tinygrad_lite.functional.dropout draws it (so the two paths agree)."""
     rng = F._default_rng if rng is None else rng
     return rng.random(shape, dtype=np.float32) >= p
+
+
+# Causal attention never looks at keys after the query: processed in blocks of this many queries, each block only
+# multiplies against the keys it can see, which skips about half of the work for long sequences.
+QUERY_BLOCK = 32
+
+
+def query_blocks(Tq: int, Tk: int, causal: bool, block: int | None = None) -> list:
+    """[(i0, i1, kend)]: queries i0..i1-1 need keys 0..kend-1 only (all keys unless causal)."""
+    block = QUERY_BLOCK if block is None else block
+    if not causal or Tq <= block:
+        return [(0, Tq, Tk)]
+    offset = Tk - Tq  # query i sees keys j <= i + offset
+    # kend >= 1 keeps every block non-empty; keys a block may not see are masked like any other.
+    return [(i0, min(i0 + block, Tq), min(max(min(i0 + block, Tq) + offset, 1), Tk)) for i0 in range(0, Tq, block)]
+
+
+EXP_SAFE = {np.float32: 80.0, np.float64: 700.0}  # exp(+-80) = 5.5e34, 1.8e-35: float32 normal numbers
+
+
+def _score_bound(qs: np.ndarray, k: np.ndarray) -> float:
+    """max |qs_i| * max |k_j|, a bound on |qs_i . k_j| over all heads."""
+    if qs.size == 0 or k.size == 0:
+        return 0.0
+    q2 = float(np.einsum("...d,...d->...", qs, qs).max())
+    k2 = float(np.einsum("...d,...d->...", k, k).max())
+    return 1.001 * (q2 * k2) ** 0.5  # the margin covers the rounding of the float32 sums
+
+
+def _rows(m, i0: int, i1: int, kend: int):
+    """The part of a (b, hkv, tq, g, tk) mask for queries i0..i1-1 and keys 0..kend-1 (size-1 axes broadcast)."""
+    rows = slice(i0, i1) if m.shape[-3] > 1 else slice(None)
+    keys = slice(0, kend) if m.shape[-1] > 1 else slice(None)
+    return m[..., rows, :, keys]
 
 
 class ScaledDotProductAttention(Function):
@@ -102,70 +132,124 @@ class ScaledDotProductAttention(Function):
         dS = P * (dP - rowsum(dP * P))     the softmax Jacobian applied to dP
         dQ = dS K * scale,  dK = dS^T Qs
 
-    rowsum(dP * P) equals rowsum(dO * O) (expand O = Pd V), a (Tq, D) product instead of a (Tq, Tk) one: the trick
-    FlashAttention's backward uses. All products run on (B, Hkv, G * Tq, .) views, so for grouped-query attention the
-    group sums in dK and dV are part of the matrix products.
+    How it is laid out:
+    - rowsum(dP * P) equals rowsum(dO * O) (expand O = Pd V), a (Tq, D) product instead of a (Tq, Tk) one, as in
+      FlashAttention's backward.
+    - The softmax is kept unnormalised, E = exp(S - rowmax), with l = rowsum(E): O = (E V) / l, and the backward
+      scales the small (Tq, D) arrays dO and rowsum(dO * O) by 1/l instead of the big (Tq, Tk) ones.
+    - Queries are laid out as rows (time, group) of a (B, Hkv, Tq * G, D) array: a group's G query heads share one
+      K/V head, so every product is one matrix product per K/V head, K and V are never copied per query head, and
+      the sums over the group in dK and dV are part of those products.
+    - With is_causal, queries are processed in blocks that multiply only against the keys they can see.
     """
 
-    def forward(self, q, k, v, blocked=None, additive=None, scale=1.0, keep=None, p=0.0, weights_out=None):
+    def forward(self, q, k, v, blocked=None, additive=None, causal=False, scale=1.0, keep=None, p=0.0,
+                weights_out=None, block=None):
         B, H, Tq, D = q.shape
-        Hkv, Tk = k.shape[1], k.shape[2]
+        Hkv, Tk, Dv = k.shape[1], k.shape[2], v.shape[-1]
         G = H // Hkv
-        qs = np.empty(q.shape, dtype=q.dtype)
-        np.multiply(q, scale, out=qs)  # scaling Q costs Tq * D multiplies, scaling S would cost Tq * Tk
-        qs = qs.reshape(B, Hkv, G * Tq, D)  # the group's queries side by side: no copy of K or V
-        S = np.matmul(qs, np.swapaxes(k, -1, -2))  # (B, Hkv, G*Tq, Tk)
-        S5 = S.reshape(B, Hkv, G, Tq, Tk)  # a view, for masks given per query head
-        if additive is not None:
-            S5 += additive
-        if blocked is not None:
-            np.copyto(S5, -np.inf, where=blocked)
-        m = S.max(axis=-1, keepdims=True)  # (B, Hkv, G*Tq, 1)
-        masked = blocked is not None or additive is not None
-        if masked:
-            m[~np.isfinite(m)] = 0.0  # a fully masked row: exp(-inf - 0) = 0 everywhere instead of NaN
-        S -= m  # stable softmax: the largest logit becomes 0
-        np.exp(S, out=S)
-        denom = S.sum(axis=-1, keepdims=True)
-        if masked:
-            denom[denom == 0] = 1.0  # fully masked rows stay all zero
-        S *= 1.0 / denom
-        P = S  # (B, Hkv, G*Tq, Tk) attention weights
-        if weights_out is not None:
-            w = P.reshape(B, H, Tq, Tk)
-            w.flags.writeable = False  # shared with backward: a read-only view
-            weights_out.append(w)
+        qs = np.empty((B, Hkv, Tq, G, D), dtype=q.dtype)  # scale while copying: Tq*D multiplies, not Tq*Tk
+        np.multiply(q.reshape(B, Hkv, G, Tq, D).transpose(0, 1, 3, 2, 4), scale, out=qs)
+        qs = qs.reshape(B, Hkv, Tq * G, D)  # row t*G + g: query head g of the group, time t
+        # Masks arrive as (b, hkv, g, tq, tk); viewed as (b, hkv, tq, g, tk) they match a block's rows.
+        blocked = None if blocked is None else blocked.transpose(0, 1, 3, 2, 4)
+        additive = None if additive is None else additive.transpose(0, 1, 3, 2, 4)
         if keep is not None:
-            self.drop = keep.reshape(P.shape) * P.dtype.type(1.0 / (1.0 - p))
-            Pd = P * self.drop
-        else:
-            self.drop, Pd = None, P
-        O = np.matmul(Pd, v)  # (B, Hkv, G*Tq, Dv)
+            keep = keep.reshape(B, Hkv, G, Tq, Tk).transpose(0, 1, 3, 2, 4)
+        not_causal = ~causal_mask(Tq, Tk)[:, None, :] if causal else None  # (Tq, 1, Tk)
+        # Subtracting the row maximum before exp only guards against overflow. By Cauchy-Schwarz every score obeys
+        # |q_i . k_j| <= |q_i| |k_j|; when that bound is below EXP_SAFE, exp can neither overflow nor underflow,
+        # so the two passes over the scores (max, subtract) are skipped. Additive masks void the bound.
+        bounded = additive is None and _score_bound(qs, k) < EXP_SAFE[q.dtype.type]
+        O = np.empty((B, Hkv, Tq * G, Dv), dtype=q.dtype)
+        self.blocks = query_blocks(Tq, Tk, causal, block)
+        saved = []
+        for i0, i1, kend in self.blocks:
+            rows = slice(i0 * G, i1 * G)
+            S = np.matmul(qs[:, :, rows], np.swapaxes(k[:, :, :kend], -1, -2))  # (B, Hkv, n*G, kend)
+            S5 = S.reshape(B, Hkv, i1 - i0, G, kend)  # a view, for masks
+            if additive is not None:
+                S5 += _rows(additive, i0, i1, kend)
+            if blocked is not None:
+                np.copyto(S5, -np.inf, where=_rows(blocked, i0, i1, kend))
+            if causal:
+                c0 = max(i0 + Tk - Tq + 1, 0)  # keys before c0 are visible to every query of the block
+                if c0 < kend:
+                    np.copyto(S5[..., c0:], -np.inf, where=not_causal[i0:i1, :, c0:kend])
+            masked = causal or blocked is not None or additive is not None
+            if not bounded:
+                m = S.max(axis=-1, keepdims=True)  # (B, Hkv, n*G, 1)
+                if masked:
+                    m[~np.isfinite(m)] = 0.0  # a fully masked row: exp(-inf - 0) = 0 everywhere instead of NaN
+                S -= m  # stable softmax: the largest logit becomes 0
+            E = np.exp(S, out=S)  # unnormalised weights
+            l = E.sum(axis=-1, keepdims=True)
+            if masked:
+                l[l == 0] = 1.0  # fully masked rows stay all zero
+            linv = 1.0 / l  # (B, Hkv, n*G, 1)
+            drop = None
+            if keep is not None:
+                drop = (keep[:, :, i0:i1, :, :kend] * E.dtype.type(1.0 / (1.0 - p))).reshape(E.shape)
+            Ed = E if drop is None else E * drop
+            Ob = np.matmul(Ed, v[:, :, :kend])  # (B, Hkv, n*G, Dv)
+            Ob *= linv
+            O[:, :, rows] = Ob
+            saved.append((E, Ed, drop, linv))
+        if weights_out is not None:
+            weights_out.append(self._weights(saved, B, H, Hkv, G, Tq, Tk))
         if any(self.needs_input_grad):
-            self.qs, self.k, self.v, self.P, self.Pd, self.O, self.scale = qs, k, v, P, Pd, O, scale
-            self.q_shape = q.shape
-        return O.reshape(B, H, Tq, v.shape[-1])  # (B, H, Tq, Dv)
+            self.qs, self.k, self.v, self.O, self.saved, self.scale = qs, k, v, O, saved, scale
+            self.q_shape, self.G = q.shape, G
+        return _from_rows(O, G)  # (B, H, Tq, Dv)
+
+    def _weights(self, saved, B, H, Hkv, G, Tq, Tk):
+        """The normalised weights P (B, H, Tq, Tk) before dropout, zero where a block skipped keys (read-only)."""
+        P = np.zeros((B, Hkv, Tq * G, Tk), dtype=saved[0][0].dtype)
+        for (i0, i1, kend), (E, _, _, linv) in zip(self.blocks, saved):
+            P[:, :, i0 * G : i1 * G, :kend] = E * linv
+        P = _from_rows(P, G)
+        P.flags.writeable = False
+        return P
 
     def backward(self, g):
-        qs, k, v, P, Pd, O = self.qs, self.k, self.v, self.P, self.Pd, self.O
-        dO = g.reshape(O.shape)  # (B, Hkv, G*Tq, Dv)
+        qs, k, v, O, G = self.qs, self.k, self.v, self.O, self.G
         need_q, need_k, need_v = self.needs_input_grad
-        dv = np.matmul(np.swapaxes(Pd, -1, -2), dO) if need_v else None  # (B, Hkv, Tk, Dv), summed over the group
-        dq = dk = None
-        if need_q or need_k:
-            dP = np.matmul(dO, np.swapaxes(v, -1, -2))  # (B, Hkv, G*Tq, Tk)
-            if self.drop is not None:
-                dP *= self.drop
-            dP -= (dO * O).sum(axis=-1, keepdims=True)  # rowsum(dP * P) = rowsum(dO * O)
-            dP *= P
-            dS = dP
-            if need_q:
-                dq = np.matmul(dS, k)
-                dq *= self.scale
-                dq = dq.reshape(self.q_shape)  # (B, H, Tq, D)
-            if need_k:
-                dk = np.matmul(np.swapaxes(dS, -1, -2), qs)  # (B, Hkv, Tk, D)
+        dO = _to_rows(g, G)  # (B, Hkv, Tq*G, Dv)
+        Drow = (dO * O).sum(axis=-1, keepdims=True)  # rowsum(dP * P) = rowsum(dO * O)
+        dq = np.empty(qs.shape, dtype=g.dtype) if need_q else None
+        dk = np.zeros(k.shape, dtype=g.dtype) if need_k else None
+        dv = np.zeros(v.shape, dtype=g.dtype) if need_v else None
+        for (i0, i1, kend), (E, Ed, drop, linv) in zip(self.blocks, self.saved):
+            rows = slice(i0 * G, i1 * G)
+            dOs = dO[:, :, rows] * linv  # dO / l: (B, Hkv, n*G, Dv)
+            if need_v:
+                dv[:, :, :kend] += np.matmul(np.swapaxes(Ed, -1, -2), dOs)  # Pd^T dO, summed over the group
+            if need_q or need_k:
+                dP = np.matmul(dOs, np.swapaxes(v[:, :, :kend], -1, -2))  # dPd / l: (B, Hkv, n*G, kend)
+                if drop is not None:
+                    dP *= drop
+                dP -= Drow[:, :, rows] * linv
+                dP *= E  # dS = P * (dP - rowsum(dP * P)) = E * (dP / l - rowsum / l)
+                if need_q:
+                    dq[:, :, rows] = np.matmul(dP, k[:, :, :kend])
+                if need_k:
+                    dk[:, :, :kend] += np.matmul(np.swapaxes(dP, -1, -2), qs[:, :, rows])
+        if need_q:
+            dq *= self.scale
+            dq = _from_rows(dq, G)  # (B, H, Tq, D)
         return dq, dk, dv
+
+
+def _to_rows(x: np.ndarray, G: int) -> np.ndarray:
+    """(B, H, T, D) -> (B, Hkv, T * G, D), row t*G + g (a copy unless G = 1)."""
+    B, H, T, D = x.shape
+    return x.reshape(B, H // G, G, T, D).transpose(0, 1, 3, 2, 4).reshape(B, H // G, T * G, D)
+
+
+def _from_rows(x: np.ndarray, G: int) -> np.ndarray:
+    """(B, Hkv, T * G, D) -> (B, H, T, D), the inverse of _to_rows."""
+    B, Hkv, TG, D = x.shape
+    return x.reshape(B, Hkv, TG // G, G, D).transpose(0, 1, 3, 2, 4).reshape(B, Hkv * G, TG // G, D)
 
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None, is_causal: bool = False,
@@ -178,7 +262,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     without gradient. Masks are constants (no gradient).
     """
     _check(q, k, v)
-    blocked, additive = _masks(attn_mask, is_causal, q, k, q.dtype)
+    blocked, additive = _masks(attn_mask, q, k, q.dtype)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     keep = None
     if dropout_p > 0.0:
@@ -186,8 +270,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
             raise ValueError(f"attention: dropout_p must be < 1, got {dropout_p}")
         keep = _dropout_keep(rng, q.shape[:3] + (k.shape[2],), dropout_p)
     sink = [] if return_weights else None
-    out = ScaledDotProductAttention.apply(q, k, v, blocked=blocked, additive=additive, scale=scale, keep=keep,
-                                          p=dropout_p, weights_out=sink)
+    out = ScaledDotProductAttention.apply(q, k, v, blocked=blocked, additive=additive, causal=is_causal, scale=scale,
+                                          keep=keep, p=dropout_p, weights_out=sink)
     return (out, Tensor(sink[0])) if return_weights else out
 
 
@@ -199,7 +283,7 @@ def scaled_dot_product_attention_unfused(q: Tensor, k: Tensor, v: Tensor, attn_m
     Written for reading; `scaled_dot_product_attention` is the one to use.
     """
     _check(q, k, v)
-    blocked, additive = _masks(attn_mask, is_causal, q, k, q.dtype)
+    blocked, additive = _masks(attn_mask, q, k, q.dtype)
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
@@ -208,6 +292,9 @@ def scaled_dot_product_attention_unfused(q: Tensor, k: Tensor, v: Tensor, attn_m
     scores = (q5 @ k5.transpose(-1, -2)) * scale  # (B, Hkv, G, Tq, Tk)
     if additive is not None:
         scores = scores + Tensor(additive)
+    if is_causal:
+        not_causal = ~causal_mask(Tq, Tk)  # (Tq, Tk) broadcasts against (B, Hkv, G, Tq, Tk)
+        blocked = not_causal if blocked is None else blocked | not_causal
     if blocked is not None:
         scores = scores.masked_fill(blocked, -np.inf)
     # A row with no visible key would be softmax(-inf, ..., -inf) = 0/0. Give it finite scores, then zero weights.

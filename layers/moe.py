@@ -30,7 +30,6 @@ import math
 import numpy as np
 
 from tinygrad_lite import Function, Module, Tensor
-from tinygrad_lite.ops.elementwise import sigmoid
 
 from .linear import Linear
 from .mlp import SwiGLU
@@ -71,28 +70,33 @@ class MoEDispatch(Function):
         dA = dHd * B * silu'(A),  dB = dHd * silu(A),  silu'(a) = s (1 + a (1 - s)), s = sigmoid(a)
         dW1 = X^T dA,  dW3 = X^T dB,  dx[tokens] += dA W1^T + dB W3^T
 
-    A token appears at most once among one expert's rows (its k choices are distinct experts), so the scatter-add
-    `out[tokens] += ...` never sees a repeated index and needs no np.add.at.
+    W1 and W3 are applied as one (C, 2H) matrix [W1 | W3], so A and B come from one product, and dW1, dW3 and the
+    two terms of dx from one each. A token appears at most once among one expert's rows (its k choices are
+    distinct experts), so the scatter-add `out[tokens] += ...` never sees a repeated index and needs no np.add.at.
     """
 
     def forward(self, x, w, *weights, plan):
         E = len(weights) // 3
-        self.plan, self.E, self.weights, self.k = plan, E, weights, w.shape[1]
+        self.plan, self.E, self.weights = plan, E, weights
         self.shapes = x.shape, w.shape
         wflat = w.reshape(-1)
         out = np.zeros_like(x)
         self.saved = []
         for e, tokens, slots in plan:
-            w1, w3, w2 = weights[e], weights[E + e], weights[2 * E + e]
+            H = weights[e].shape[1]
+            W13 = np.concatenate([weights[e], weights[E + e]], axis=1)  # (C, 2H) = [W1 | W3]
             X = x[tokens]  # (n, C) gather
-            A, B = X @ w1, X @ w3  # (n, H) each
-            s = sigmoid(A)
+            AB = X @ W13  # (n, 2H)
+            A, B = AB[:, :H], AB[:, H:]
+            s = np.tanh(A * 0.5)  # sigmoid(a) = (1 + tanh(a / 2)) / 2: one transcendental, never overflows
+            s *= 0.5
+            s += 0.5
             silu = A * s
-            Hd = silu * B
-            Y = Hd @ w2  # (n, C)
-            c = wflat[slots][:, None]  # (n, 1)
-            out[tokens] += c * Y  # scatter-add, each token once per expert
-            self.saved.append((X, A, B, s, silu, Hd, Y, c))
+            Hd = silu * B  # (n, H)
+            Y = Hd @ weights[2 * E + e]  # (n, C)
+            c = wflat[slots][:, None]  # (n, 1) combine weights
+            out[tokens] += Y * c  # scatter-add, each token once per expert
+            self.saved.append((W13, X, A, B, s, silu, Hd, Y, c))
         return out
 
     def backward(self, g):
@@ -101,23 +105,28 @@ class MoEDispatch(Function):
         dx = np.zeros(x_shape, dtype=g.dtype) if need[0] else None
         dw = np.zeros(w_shape[0] * w_shape[1], dtype=g.dtype) if need[1] else None
         dW = [None] * (3 * E)
-        for (e, tokens, slots), (X, A, B, s, silu, Hd, Y, c) in zip(self.plan, self.saved):
-            w1, w3, w2 = weights[e], weights[E + e], weights[2 * E + e]
+        for (e, tokens, slots), (W13, X, A, B, s, silu, Hd, Y, c) in zip(self.plan, self.saved):
+            H = A.shape[1]
             G = g[tokens]  # (n, C)
             if dw is not None:
-                dw[slots] = (G * Y).sum(axis=1)
+                dw[slots] = np.einsum("ij,ij->i", G, Y)  # dc = rowsum(G * Y)
             dY = G * c
             if need[2 + 2 * E + e]:
                 dW[2 * E + e] = Hd.T @ dY  # (H, C)
-            dHd = dY @ w2.T  # (n, H)
-            dA = dHd * B * (s * (1.0 + A * (1.0 - s)))
-            dB = dHd * silu
-            if need[2 + e]:
-                dW[e] = X.T @ dA  # (C, H)
-            if need[2 + E + e]:
-                dW[E + e] = X.T @ dB
+            dHd = dY @ weights[2 * E + e].T  # (n, H)
+            dAB = np.empty((len(tokens), 2 * H), dtype=g.dtype)
+            np.multiply(dHd, silu, out=dAB[:, H:])  # dB
+            t = 1.0 - s  # silu'(A) * B = s (1 + A (1 - s)) * B, built in place
+            t *= A
+            t += 1.0
+            t *= s
+            t *= B
+            np.multiply(dHd, t, out=dAB[:, :H])  # dA
+            if need[2 + e] or need[2 + E + e]:
+                dW13 = X.T @ dAB  # (C, 2H) = [dW1 | dW3]
+                dW[e], dW[E + e] = dW13[:, :H], dW13[:, H:]
             if dx is not None:
-                dx[tokens] += dA @ w1.T + dB @ w3.T
+                dx[tokens] += dAB @ W13.T  # dA W1^T + dB W3^T
         return (dx, None if dw is None else dw.reshape(w_shape), *dW)
 
 

@@ -1,0 +1,177 @@
+"""Attention and Mixture-of-Experts speed: forward + backward, side by side with torch eager.
+
+    python benchmarks/layers.py [--repeat 30] [--quick]
+
+Attention: our fused scaled_dot_product_attention (causal) vs torch.nn.functional.scaled_dot_product_attention on
+the same float32 inputs, B 12, H 4, D 32, T 64 and 256 (plus a grouped-query row, 2 K/V heads).
+SparseMoE: B 12, T 64, dim 128, hidden 256, 8 SwiGLU experts, top-2, vs an equivalent torch eager layer written
+below with the same grouped dispatch (argsort, gather, one matmul per expert, index_add_).
+
+Both sides run on the same number of threads (torch.set_num_threads = NumPy's BLAS threads) and alternate
+(ours, torch, ours, torch, ...) after a warm-up; the medians are reported with their ratio, ours / torch
+(below 1 means faster than torch). The machines are shared and noisy: compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from layers import SparseMoE, scaled_dot_product_attention  # noqa: E402
+from tinygrad_lite import Tensor  # noqa: E402
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses: OpenBLAS reads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else uses every core."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
+def alternate(fns: dict, repeat: int, warmup: int = 3) -> dict:
+    """Median milliseconds per call of each function, calls interleaved so noise hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# --------------------------------------------------------------------------------------------- attention
+
+
+def attention_case(torch, B, H, Hkv, T, D, rng):
+    q, k, v, g = (rng.standard_normal(s).astype(np.float32)
+                  for s in ((B, H, T, D), (B, Hkv, T, D), (B, Hkv, T, D), (B, H, T, D)))
+    qs, ks, vs = (Tensor(a, requires_grad=True) for a in (q, k, v))
+
+    def ours():
+        for t in (qs, ks, vs):
+            t.grad = None
+        scaled_dot_product_attention(qs, ks, vs, is_causal=True).backward(g)
+
+    fns = {"ours": ours}
+    if torch is not None:
+        qt, kt, vt = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+        gt = torch.tensor(g)
+
+        def ref():
+            for t in (qt, kt, vt):
+                t.grad = None
+            out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=Hkv != H)
+            out.backward(gt)
+
+        fns["torch"] = ref
+    return fns
+
+
+# --------------------------------------------------------------------------------------------- MoE
+
+
+def torch_moe(torch, moe: SparseMoE):
+    """The same layer in torch eager: softmax -> top-k -> renormalise -> grouped dispatch with index_add_."""
+    F = torch.nn.functional
+    gate = torch.tensor(moe.gate.weight.data, requires_grad=True)
+    w1 = [torch.tensor(ex.w1.weight.data, requires_grad=True) for ex in moe.experts]
+    w3 = [torch.tensor(ex.w3.weight.data, requires_grad=True) for ex in moe.experts]
+    w2 = [torch.tensor(ex.w2.weight.data, requires_grad=True) for ex in moe.experts]
+    params = [gate, *w1, *w3, *w2]
+    E, k = moe.n_experts, moe.top_k
+
+    def forward(x):
+        x2 = x.reshape(-1, x.shape[-1])
+        probs = F.softmax(x2 @ gate, dim=-1)
+        top, idx = torch.topk(probs, k, dim=-1)
+        weights = (top / top.sum(-1, keepdim=True)).reshape(-1)  # (N*k,)
+        flat = idx.reshape(-1)
+        order = torch.argsort(flat, stable=True)
+        counts = torch.bincount(flat, minlength=E).tolist()
+        out = torch.zeros_like(x2)
+        start = 0
+        for e, n in enumerate(counts):
+            if n == 0:
+                continue
+            slots = order[start : start + n]
+            start += n
+            tokens = slots // k
+            xe = x2[tokens]
+            y = (F.silu(xe @ w1[e]) * (xe @ w3[e])) @ w2[e]
+            out.index_add_(0, tokens, y * weights[slots, None])
+        return out.reshape(x.shape)
+
+    return forward, params
+
+
+def moe_case(torch, B, T, C, Hd, E, k, rng):
+    moe = SparseMoE(C, Hd, E, top_k=k, rng=rng)
+    x = rng.standard_normal((B, T, C)).astype(np.float32)
+    g = rng.standard_normal((B, T, C)).astype(np.float32)
+    xs = Tensor(x, requires_grad=True)
+
+    def ours():
+        moe.zero_grad()
+        xs.grad = None
+        moe(xs).backward(g)
+
+    fns = {"ours": ours}
+    if torch is not None:
+        forward, params = torch_moe(torch, moe)
+        xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(g)
+
+        def ref():
+            for p in params + [xt]:
+                p.grad = None
+            forward(xt).backward(gt)
+
+        # Same routing, same numbers: check before timing.
+        with torch.no_grad():
+            np.testing.assert_allclose(forward(xt).numpy(), moe(Tensor(x)).data, rtol=1e-4, atol=1e-5)
+        fns["torch"] = ref
+    return fns
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=30, help="timed calls per implementation (default 30)")
+    parser.add_argument("--quick", action="store_true", help="5 repeats, for a smoke test")
+    args = parser.parse_args(argv)
+    repeat = 5 if args.quick else args.repeat
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    threads = blas_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, {threads} threads, "
+          f"median of {repeat}, forward + backward, float32")
+    rng = np.random.default_rng(0)
+    cases = [
+        ("attention B12 H4 T64 D32 causal", lambda: attention_case(torch, 12, 4, 4, 64, 32, rng)),
+        ("attention B12 H4 T256 D32 causal", lambda: attention_case(torch, 12, 4, 4, 256, 32, rng)),
+        ("attention GQA B12 H4/2 T256 D32", lambda: attention_case(torch, 12, 4, 2, 256, 32, rng)),
+        ("SparseMoE B12 T64 C128 H256 E8 top2", lambda: moe_case(torch, 12, 64, 128, 256, 8, 2, rng)),
+    ]
+    print(f"{'case':40s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
+    for name, make in cases:
+        ms = alternate(make(), repeat)
+        ref = ms.get("torch")
+        ratio = f"{ms['ours'] / ref:7.2f}" if ref else "      -"
+        print(f"{name:40s} {ms['ours']:9.2f} {ref if ref else float('nan'):9.2f} {ratio}")
+
+
+if __name__ == "__main__":
+    main()
