@@ -168,6 +168,13 @@ def test_round_trip_random_bytes(trained, data):
     assert trained.decode(ids) == data.decode("utf-8", errors="replace")
 
 
+def test_lone_surrogates_encode_as_replacement_character(trained, trained_basic):
+    for tok in (trained, trained_basic):
+        assert tok.encode("a\ud800b") == tok.encode("a\ufffdb")
+        assert tok.encode("\udfff", allowed_special="all") == tok.encode("\ufffd")
+        assert tok.decode(tok.encode("x\ud83d\ude00")) == "x\U0001f600"  # a surrogate *pair* is one character
+
+
 def test_invalid_utf8_decodes_to_replacement_character(trained):
     assert trained.decode([0xFF]) == "\ufffd"
     assert trained.decode([104, 0xE2, 0x82]) == "h\ufffd"

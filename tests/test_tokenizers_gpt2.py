@@ -189,6 +189,12 @@ def test_matches_tiktoken_on_random_text(gpt2, tiktoken_gpt2, text):
 
 
 @pytest.mark.ref
+def test_lone_surrogates_like_tiktoken(gpt2, tiktoken_gpt2):
+    for text in ("a\ud800b", "\udfff  x", "ok \ud83d\ude00 pair"):
+        assert gpt2.encode(text) == tiktoken_gpt2.encode(text)
+
+
+@pytest.mark.ref
 @needs_shakespeare
 def test_matches_tiktoken_on_tinyshakespeare(gpt2, tiktoken_gpt2):
     text = SHAKESPEARE.read_text(encoding="utf-8")

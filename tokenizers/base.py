@@ -30,6 +30,11 @@ CACHE_LIMIT = 200_000
 TRAINERS: dict[str, Callable] = {"fast": train_fast, "reference": train_reference}
 
 
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates (say from a JSON "\\ud800") have no UTF-8 form: make them U+FFFD, as tiktoken does."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class DisallowedSpecialTokenError(ValueError):
     """The text contains a special token that `allowed_special` does not allow."""
 
@@ -199,7 +204,10 @@ class Tokenizer:
         if len(cache) > CACHE_LIMIT:
             cache.reset()
         # Text repeats itself: most chunks were seen before, and a dict lookup is far cheaper than running BPE.
-        packed = array("I", b"".join(map(cache.__getitem__, self._split(text))))
+        try:
+            packed = array("I", b"".join(map(cache.__getitem__, self._split(text))))
+        except UnicodeEncodeError:
+            return self.encode_ordinary(replace_surrogates(text))
         return packed.tolist()
 
     def _allowed_and_disallowed(self, allowed_special) -> tuple[set[str], set[str]]:

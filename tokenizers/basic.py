@@ -11,7 +11,7 @@ this class is the one to read first because there is nothing else in it.
 
 from __future__ import annotations
 
-from .base import Tokenizer
+from .base import Tokenizer, replace_surrogates
 
 
 class BasicTokenizer(Tokenizer):
@@ -24,7 +24,10 @@ class BasicTokenizer(Tokenizer):
 
     def encode_ordinary(self, text: str) -> list[int]:
         # The whole text is one chunk: caching it would only keep a copy of every text ever encoded.
-        return self._encode_chunk(text) if text else []
+        try:
+            return self._encode_chunk(text) if text else []
+        except UnicodeEncodeError:
+            return self._encode_chunk(replace_surrogates(text))
 
     def _set_pattern(self, pattern: str | None, path: str) -> None:
         if pattern is not None:
