@@ -82,7 +82,8 @@ def attention_case(torch, B, H, Hkv, T, D, rng):
 
 
 def torch_moe(torch, moe: SparseMoE):
-    """The same layer in torch eager: softmax -> top-k -> renormalise -> grouped dispatch with index_add_."""
+    """The same layer in torch eager: softmax -> top-k -> renormalise -> grouped dispatch with index_add_, plus the
+    load-balancing and z losses that SparseMoE computes on every forward."""
     F = torch.nn.functional
     gate = torch.tensor(moe.gate.weight.data, requires_grad=True)
     w1 = [torch.tensor(ex.w1.weight.data, requires_grad=True) for ex in moe.experts]
@@ -93,7 +94,8 @@ def torch_moe(torch, moe: SparseMoE):
 
     def forward(x):
         x2 = x.reshape(-1, x.shape[-1])
-        probs = F.softmax(x2 @ gate, dim=-1)
+        logits = x2 @ gate
+        probs = F.softmax(logits, dim=-1)
         top, idx = torch.topk(probs, k, dim=-1)
         weights = (top / top.sum(-1, keepdim=True)).reshape(-1)  # (N*k,)
         flat = idx.reshape(-1)
@@ -110,7 +112,10 @@ def torch_moe(torch, moe: SparseMoE):
             xe = x2[tokens]
             y = (F.silu(xe @ w1[e]) * (xe @ w3[e])) @ w2[e]
             out.index_add_(0, tokens, y * weights[slots, None])
-        return out.reshape(x.shape)
+        f = torch.tensor(counts, dtype=probs.dtype) / x2.shape[0]
+        aux = (probs.mean(0) * f).sum() * E
+        z = (torch.logsumexp(logits, dim=-1) ** 2).mean()
+        return out.reshape(x.shape), aux, z
 
     return forward, params
 
@@ -124,7 +129,9 @@ def moe_case(torch, B, T, C, Hd, E, k, rng):
     def ours():
         moe.zero_grad()
         xs.grad = None
-        moe(xs).backward(g)
+        out = moe(xs)
+        # One backward through the output (gradient g) and the two losses: out . g + aux_loss + z_loss.
+        ((out * Tensor(g)).sum() + moe.aux_loss + moe.z_loss).backward()
 
     fns = {"ours": ours}
     if torch is not None:
@@ -134,11 +141,14 @@ def moe_case(torch, B, T, C, Hd, E, k, rng):
         def ref():
             for p in params + [xt]:
                 p.grad = None
-            forward(xt).backward(gt)
+            out, aux, z = forward(xt)
+            ((out * gt).sum() + aux + z).backward()
 
         # Same routing, same numbers: check before timing.
         with torch.no_grad():
-            np.testing.assert_allclose(forward(xt).numpy(), moe(Tensor(x)).data, rtol=1e-4, atol=1e-5)
+            out, aux, z = forward(xt)
+            np.testing.assert_allclose(out.numpy(), moe(Tensor(x)).data, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose([aux.item(), z.item()], [moe.aux_loss.item(), moe.z_loss.item()], rtol=1e-5)
         fns["torch"] = ref
     return fns
 

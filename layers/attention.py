@@ -61,21 +61,16 @@ class MultiHeadAttention(Module):
             self.o_proj = Linear(dim, dim, bias=bias, rng=self.rng, dtype=dtype)
 
     def _qkv(self, x: Tensor, context: Tensor | None, need_kv: bool) -> tuple:
-        """Projections (B, T, C) -> q (B, T, C) and, if need_kv, k, v (B, S, C)."""
-        C = self.dim
+        """Projections (B, T, C) -> q (B, T, C) and, if need_kv, k, v (B, S, C) of the context (or of x)."""
+        src = x if context is None else context
         if not self.fused_qkv:
-            src = x if context is None else context
             return self.q_proj(x), *((self.k_proj(src), self.v_proj(src)) if need_kv else (None, None))
-        w, b = self.c_attn.weight, self.c_attn.bias
-        if context is None:
-            qkv = self.c_attn(x)  # (B, T, 3C) = [q | k | v]
-            return qkv[..., :C], qkv[..., C : 2 * C], qkv[..., 2 * C :]
-        # Cross-attention with a fused projection: the query part of c_attn reads x, the key/value part the context.
-        q = F.linear(x, w[:, :C], None if b is None else b[:C])
-        if not need_kv:
-            return q, None, None
-        kv = F.linear(context, w[:, C:], None if b is None else b[C:])  # (B, S, 2C)
-        return q, kv[..., :C], kv[..., C:]
+        # GPT-2's c_attn holds [W_q | W_k | W_v]. Slicing the weight (not the (B, T, 3C) output) lets the query part
+        # read x and the key/value part the context, and its backward fills (C, 3C) zeros, not (B, T, 3C) ones.
+        C, w, b = self.dim, self.c_attn.weight, self.c_attn.bias
+        parts = [(slice(0, C), x)] + ([(slice(C, 2 * C), src), (slice(2 * C, 3 * C), src)] if need_kv else [])
+        out = [F.linear(inp, w[:, cols], None if b is None else b[cols]) for cols, inp in parts]
+        return tuple(out) if need_kv else (out[0], None, None)
 
     def forward(self, x: Tensor, context: Tensor | None = None, attn_mask=None, is_causal: bool = False,
                 cache: KVCache | None = None) -> Tensor:

@@ -105,7 +105,9 @@ def query_blocks(Tq: int, Tk: int, causal: bool, block: int | None = None) -> li
     return [(i0, min(i0 + block, Tq), min(max(min(i0 + block, Tq) + offset, 1), Tk)) for i0 in range(0, Tq, block)]
 
 
-EXP_SAFE = {np.float32: 80.0, np.float64: 700.0}  # exp(+-80) = 5.5e34, 1.8e-35: float32 normal numbers
+# Scores bounded by these in magnitude need no max subtraction: exp(+-40) = 2.4e17, 4.2e-18, so even a sum over a
+# million keys, or its reciprocal, stays far inside float32's range (1.2e-38 .. 3.4e38).
+EXP_SAFE = {np.float32: 40.0, np.float64: 300.0}
 
 
 def _score_bound(qs: np.ndarray, k: np.ndarray) -> float:
@@ -135,8 +137,9 @@ class ScaledDotProductAttention(Function):
     How it is laid out:
     - rowsum(dP * P) equals rowsum(dO * O) (expand O = Pd V), a (Tq, D) product instead of a (Tq, Tk) one, as in
       FlashAttention's backward.
-    - The softmax is kept unnormalised, E = exp(S - rowmax), with l = rowsum(E): O = (E V) / l, and the backward
-      scales the small (Tq, D) arrays dO and rowsum(dO * O) by 1/l instead of the big (Tq, Tk) ones.
+    - The softmax is kept unnormalised, E = exp(S - m), with l = rowsum(E): O = (E V) / l, and the backward
+      scales the small (Tq, D) arrays dO and rowsum(dO * O) by 1/l instead of the big (Tq, Tk) ones. The shift m
+      is the row maximum, or 0 when the scores are provably small (see EXP_SAFE).
     - Queries are laid out as rows (time, group) of a (B, Hkv, Tq * G, D) array: a group's G query heads share one
       K/V head, so every product is one matrix product per K/V head, K and V are never copied per query head, and
       the sums over the group in dK and dV are part of those products.
@@ -158,8 +161,8 @@ class ScaledDotProductAttention(Function):
             keep = keep.reshape(B, Hkv, G, Tq, Tk).transpose(0, 1, 3, 2, 4)
         not_causal = ~causal_mask(Tq, Tk)[:, None, :] if causal else None  # (Tq, 1, Tk)
         # Subtracting the row maximum before exp only guards against overflow. By Cauchy-Schwarz every score obeys
-        # |q_i . k_j| <= |q_i| |k_j|; when that bound is below EXP_SAFE, exp can neither overflow nor underflow,
-        # so the two passes over the scores (max, subtract) are skipped. Additive masks void the bound.
+        # |q_i . k_j| <= |q_i| |k_j|; when that bound is below EXP_SAFE, nothing can overflow or underflow, so the
+        # two passes over the scores (max, subtract) are skipped. Additive masks void the bound.
         bounded = additive is None and _score_bound(qs, k) < EXP_SAFE[q.dtype.type]
         O = np.empty((B, Hkv, Tq * G, Dv), dtype=q.dtype)
         self.blocks = query_blocks(Tq, Tk, causal, block)
