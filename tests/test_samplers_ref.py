@@ -33,8 +33,10 @@ CHILD = r"""
 import json, sys
 from pathlib import Path
 
-# Belt and braces: nothing from the repository may be importable here, or `tokenizers` would be the wrong one.
-sys.path = [p for p in sys.path if not p.startswith(sys.argv[2])]
+# Belt and braces: the repository root must not be importable here, or `tokenizers` would be the wrong one. Only the
+# root itself: a virtual environment may live inside the repository (CI's does), and its site-packages must stay.
+_root = str(Path(sys.argv[2]).resolve())
+sys.path = [p for p in sys.path if str(Path(p or ".").resolve()) != _root]
 import numpy as np
 
 try:
