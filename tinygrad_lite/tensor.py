@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import autograd as _autograd
 from . import function as _function
 from .function import is_grad_enabled
 from .ops import elementwise as E
@@ -178,107 +179,14 @@ class Tensor:
 
     # ----- autograd -----
     def backward(self, grad=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) * grad into every leaf's .grad (implicit grad 1 for a one-element tensor)."""
-        if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad (no input had requires_grad=True)")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element output, got shape {self.shape}")
-            grad = np.ones(self.data.shape, dtype=self.data.dtype)
-        else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}")
+        """Accumulate d(self)/d(leaf) * grad into every leaf's .grad (implicit grad 1 for a one-element tensor).
 
-        topo = self._topological_order()
-        grads = {id(self): [grad, False]}  # id -> [array, owned]; owned arrays may be accumulated into in place
-        anomaly = _function._anomaly_enabled
-        pop, get = grads.pop, grads.get
-        for node in reversed(topo):
-            entry = pop(id(node), None)
-            if entry is None:  # no gradient reached this node (a backward returned None for it): free it all the same
-                if not retain_graph and node._ctx is not None:
-                    node._ctx.release()
-                continue
-            g = entry[0]
-            if node._hooks:
-                for hook in node._hooks:
-                    out = hook(g)
-                    if out is not None:
-                        g = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=node.dtype)
-                        if g.shape != node.shape:
-                            raise ValueError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
-                                             f"{g.shape} for a tensor of shape {node.shape}")
-                        entry[1] = False
-            ctx = node._ctx
-            if ctx is None or node._retains_grad:
-                if node.grad is None:
-                    node.grad = g if entry[1] else np.array(g, order="C")  # np.array: a 0-d grad stays an ndarray
-                else:
-                    node.grad += g
-            if ctx is None:
-                continue
-            if ctx.released:
-                raise RuntimeError(
-                    f"backward through {type(ctx).__name__} a second time: its saved arrays were freed by the "
-                    "first backward. Pass retain_graph=True to the first backward() to keep them."
-                )
-            in_grads = ctx.backward(g)
-            parents = ctx.parents
-            if type(in_grads) is not tuple:
-                in_grads = tuple(in_grads) if type(in_grads) is list else (in_grads,)
-            if len(in_grads) != len(parents):
-                raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(in_grads)} gradients for "
-                                   f"{len(parents)} inputs")
-            for parent, pg, needed in zip(parents, in_grads, ctx.needs_input_grad):
-                if pg is None or not needed:
-                    continue
-                if type(pg) is not np.ndarray:
-                    pg = np.asarray(pg)  # NumPy returns scalars from arithmetic on 0-d arrays
-                pdata = parent.data
-                if pg.shape != pdata.shape:
-                    raise RuntimeError(
-                        f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {pdata.shape}"
-                    )
-                if pg.dtype != pdata.dtype:
-                    pg = pg.astype(pdata.dtype)
-                if anomaly and not _function._finite(pg):
-                    where = ctx.created_at or "<unknown: the forward ran outside detect_anomaly()>"
-                    raise _function.AnomalyError(
-                        f"{type(ctx).__name__} produced NaN/Inf in backward; the op was created at {where}"
-                    )
-                slot = get(id(parent))
-                if slot is None:
-                    grads[id(parent)] = [pg, False]
-                elif slot[1]:
-                    np.add(slot[0], pg, out=slot[0])
-                else:
-                    slot[0] = np.asarray(slot[0] + pg)  # a fresh array we own (asarray: 0-d sums are scalars)
-                    slot[1] = True
-            if not retain_graph:
-                ctx.release()
+        The graph walk itself is `tinygrad_lite.autograd.backward`: set a breakpoint there to watch backprop.
+        """
+        _autograd.backward(self, grad, retain_graph)
 
     def _topological_order(self) -> list:
-        """Iterative depth-first post-order: every node appears after all of its inputs."""
-        order, visited = [], set()
-        stack = [(self, False)]
-        push, pop, seen = stack.append, stack.pop, visited.add
-        while stack:
-            node, expanded = pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            seen(id(node))
-            push((node, True))
-            ctx = node._ctx
-            if ctx is not None:
-                for parent in ctx.parents:
-                    if parent.requires_grad and id(parent) not in visited:
-                        push((parent, False))
-        return order
+        return _autograd.topological_order(self)
 
     def retain_grad(self) -> Tensor:
         """Keep .grad on a non-leaf tensor after backward (leaves always keep theirs)."""
