@@ -1,15 +1,16 @@
 """Attention and Mixture-of-Experts speed: forward + backward, side by side with torch eager.
 
-    python benchmarks/layers.py [--repeat 30] [--quick]
+    python benchmarks/layers.py [--repeat 30] [--quick] [--pause 0.02]
 
 Attention: our fused scaled_dot_product_attention (causal) vs torch.nn.functional.scaled_dot_product_attention on
 the same float32 inputs, B 12, H 4, D 32, T 64 and 256 (plus a grouped-query row, 2 K/V heads).
 SparseMoE: B 12, T 64, dim 128, hidden 256, 8 SwiGLU experts, top-2, vs an equivalent torch eager layer written
 below with the same grouped dispatch (argsort, gather, one matmul per expert, index_add_).
 
-Both sides run on the same number of threads (torch.set_num_threads = NumPy's BLAS threads) and alternate
-(ours, torch, ours, torch, ...) after a warm-up; the medians are reported with their ratio, ours / torch
-(below 1 means faster than torch). The machines are shared and noisy: compare ratios, not absolute times.
+Both sides run on the same number of threads (torch.set_num_threads = NumPy's BLAS threads = the layers' thread
+pool) and alternate (ours, torch, ours, torch, ...) after a warm-up, with a short idle pause before each call; the
+medians are reported with their ratio, ours / torch (below 1 means faster than torch). The machines are shared and
+noisy: compare ratios, not absolute times.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ def blas_threads() -> int:
     return os.cpu_count() or 1
 
 
-def alternate(fns: dict, repeat: int, warmup: int = 3) -> dict:
-    """Median milliseconds per call of each function, calls interleaved so noise hits all alike."""
+def alternate(fns: dict, repeat: int, warmup: int = 3, pause: float = 0.02) -> dict:
+    """Median milliseconds per call of each function, calls interleaved so noise hits all alike.
+
+    After a call, OpenBLAS's and torch's worker threads keep spinning for a moment, waiting for more work; on a
+    2-core machine that steals a core from whatever runs next. A short pause before each timed call lets them go
+    idle, so neither side is timed while the other's threads still spin.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -157,6 +164,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per implementation (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 repeats, for a smoke test")
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds of idle before each timed call")
     args = parser.parse_args(argv)
     repeat = 5 if args.quick else args.repeat
     try:
@@ -177,7 +185,7 @@ def main(argv=None) -> None:
     ]
     print(f"{'case':40s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
     for name, make in cases:
-        ms = alternate(make(), repeat)
+        ms = alternate(make(), repeat, pause=args.pause)
         ref = ms.get("torch")
         ratio = f"{ms['ours'] / ref:7.2f}" if ref else "      -"
         print(f"{name:40s} {ms['ours']:9.2f} {ref if ref else float('nan'):9.2f} {ratio}")

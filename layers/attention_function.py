@@ -27,6 +27,8 @@ import numpy as np
 import tinygrad_lite.functional as F
 from tinygrad_lite import Function, Tensor
 
+from .threads import num_threads, parallel_map, split
+
 _causal_cache: dict = {}
 
 
@@ -126,6 +128,28 @@ def _rows(m, i0: int, i1: int, kend: int):
     return m[..., rows, :, keys]
 
 
+# Calls with fewer scores than this run on one thread: splitting them would cost more than it saves.
+PARALLEL_MIN_SCORES = 1 << 17
+
+
+def _parts(B: int, Hkv: int, n_scores: int) -> list:
+    """(batch slice, K/V-head slice) pairs splitting the work between the threads of layers.threads."""
+    threads = num_threads()
+    if threads <= 1 or n_scores < PARALLEL_MIN_SCORES:
+        return [(slice(None), slice(None))]
+    if B >= 2:
+        return [(b, slice(None)) for b in split(B, threads)]
+    return [(slice(None), h) for h in split(Hkv, threads)]
+
+
+def _share(m, part):
+    """A part's share of an array (b, hkv, ...) whose batch axes may be 1 (broadcast): those stay whole."""
+    if m is None:
+        return None
+    b, h = part
+    return m[b if m.shape[0] > 1 else slice(None), h if m.shape[1] > 1 else slice(None)]
+
+
 class ScaledDotProductAttention(Function):
     """Fused attention. With Qs = Q * scale, S = Qs K^T, P = softmax(S) (masked, then dropped out: Pd), O = Pd V:
 
@@ -144,6 +168,7 @@ class ScaledDotProductAttention(Function):
       K/V head, so every product is one matrix product per K/V head, K and V are never copied per query head, and
       the sums over the group in dK and dV are part of those products.
     - With is_causal, queries are processed in blocks that multiply only against the keys they can see.
+    - Batch elements are independent, so large calls split the batch between threads (layers.threads).
     """
 
     def forward(self, q, k, v, blocked=None, additive=None, causal=False, scale=1.0, keep=None, p=0.0,
@@ -159,13 +184,31 @@ class ScaledDotProductAttention(Function):
         additive = None if additive is None else additive.transpose(0, 1, 3, 2, 4)
         if keep is not None:
             keep = keep.reshape(B, Hkv, G, Tq, Tk).transpose(0, 1, 3, 2, 4)
-        not_causal = ~causal_mask(Tq, Tk)[:, None, :] if causal else None  # (Tq, 1, Tk)
         # Subtracting the row maximum before exp only guards against overflow. By Cauchy-Schwarz every score obeys
         # |q_i . k_j| <= |q_i| |k_j|; when that bound is below EXP_SAFE, nothing can overflow or underflow, so the
         # two passes over the scores (max, subtract) are skipped. Additive masks void the bound.
         bounded = additive is None and _score_bound(qs, k) < EXP_SAFE[q.dtype.type]
+        self.blocks, self.parts, self.G = query_blocks(Tq, Tk, causal, block), _parts(B, Hkv, B * H * Tq * Tk), G
         O = np.empty((B, Hkv, Tq * G, Dv), dtype=q.dtype)
-        self.blocks = query_blocks(Tq, Tk, causal, block)
+
+        def run(part):
+            b, h = part
+            return self._forward_part(qs[b, h], k[b, h], v[b, h], _share(blocked, part), _share(additive, part),
+                                      _share(keep, part), O[b, h], causal, bounded, p)
+
+        saved = parallel_map(run, self.parts)
+        if weights_out is not None:
+            weights_out.append(self._weights(saved, B, Hkv, Tq, Tk))
+        if any(self.needs_input_grad):
+            self.qs, self.k, self.v, self.O, self.saved, self.scale = qs, k, v, O, saved, scale
+        return _from_rows(O, G)  # (B, H, Tq, Dv)
+
+    def _forward_part(self, qs, k, v, blocked, additive, keep, O, causal, bounded, p) -> list:
+        """Attention for one part of the batch, written into O; returns what backward needs, per query block."""
+        G, (B, Hkv, _, _), Tk = self.G, qs.shape, k.shape[2]
+        Tq = qs.shape[2] // G
+        not_causal = ~causal_mask(Tq, Tk)[:, None, :] if causal else None  # (Tq, 1, Tk)
+        masked = causal or blocked is not None or additive is not None
         saved = []
         for i0, i1, kend in self.blocks:
             rows = slice(i0 * G, i1 * G)
@@ -179,7 +222,6 @@ class ScaledDotProductAttention(Function):
                 c0 = max(i0 + Tk - Tq + 1, 0)  # keys before c0 are visible to every query of the block
                 if c0 < kend:
                     np.copyto(S5[..., c0:], -np.inf, where=not_causal[i0:i1, :, c0:kend])
-            masked = causal or blocked is not None or additive is not None
             if not bounded:
                 m = S.max(axis=-1, keepdims=True)  # (B, Hkv, n*G, 1)
                 if masked:
@@ -198,18 +240,15 @@ class ScaledDotProductAttention(Function):
             Ob *= linv
             O[:, :, rows] = Ob
             saved.append((E, Ed, drop, linv))
-        if weights_out is not None:
-            weights_out.append(self._weights(saved, B, H, Hkv, G, Tq, Tk))
-        if any(self.needs_input_grad):
-            self.qs, self.k, self.v, self.O, self.saved, self.scale = qs, k, v, O, saved, scale
-            self.q_shape, self.G = q.shape, G
-        return _from_rows(O, G)  # (B, H, Tq, Dv)
+        return saved
 
-    def _weights(self, saved, B, H, Hkv, G, Tq, Tk):
+    def _weights(self, saved, B, Hkv, Tq, Tk):
         """The normalised weights P (B, H, Tq, Tk) before dropout, zero where a block skipped keys (read-only)."""
-        P = np.zeros((B, Hkv, Tq * G, Tk), dtype=saved[0][0].dtype)
-        for (i0, i1, kend), (E, _, _, linv) in zip(self.blocks, saved):
-            P[:, :, i0 * G : i1 * G, :kend] = E * linv
+        G = self.G
+        P = np.zeros((B, Hkv, Tq * G, Tk), dtype=saved[0][0][0].dtype)
+        for (b, h), part_saved in zip(self.parts, saved):
+            for (i0, i1, kend), (E, _, _, linv) in zip(self.blocks, part_saved):
+                P[b, h, i0 * G : i1 * G, :kend] = E * linv
         P = _from_rows(P, G)
         P.flags.writeable = False
         return P
@@ -222,25 +261,37 @@ class ScaledDotProductAttention(Function):
         dq = np.empty(qs.shape, dtype=g.dtype) if need_q else None
         dk = np.zeros(k.shape, dtype=g.dtype) if need_k else None
         dv = np.zeros(v.shape, dtype=g.dtype) if need_v else None
-        for (i0, i1, kend), (E, Ed, drop, linv) in zip(self.blocks, self.saved):
-            rows = slice(i0 * G, i1 * G)
-            dOs = dO[:, :, rows] * linv  # dO / l: (B, Hkv, n*G, Dv)
-            if need_v:
-                dv[:, :, :kend] += np.matmul(np.swapaxes(Ed, -1, -2), dOs)  # Pd^T dO, summed over the group
-            if need_q or need_k:
-                dP = np.matmul(dOs, np.swapaxes(v[:, :, :kend], -1, -2))  # dPd / l: (B, Hkv, n*G, kend)
-                if drop is not None:
-                    dP *= drop
-                dP -= Drow[:, :, rows] * linv
-                dP *= E  # dS = P * (dP - rowsum(dP * P)) = E * (dP / l - rowsum / l)
-                if need_q:
-                    dq[:, :, rows] = np.matmul(dP, k[:, :, :kend])
-                if need_k:
-                    dk[:, :, :kend] += np.matmul(np.swapaxes(dP, -1, -2), qs[:, :, rows])
+
+        def run(args):
+            (b, h), saved = args
+            self._backward_part(saved, qs[b, h], k[b, h], v[b, h], dO[b, h], Drow[b, h],
+                                *(None if d is None else d[b, h] for d in (dq, dk, dv)))
+
+        parallel_map(run, list(zip(self.parts, self.saved)))
         if need_q:
             dq *= self.scale
             dq = _from_rows(dq, G)  # (B, H, Tq, D)
         return dq, dk, dv
+
+    def _backward_part(self, saved, qs, k, v, dO, Drow, dq, dk, dv) -> None:
+        """Gradients for one part of the batch, written into the views dq, dk, dv (None when not needed)."""
+        G = self.G
+        for (i0, i1, kend), (E, Ed, drop, linv) in zip(self.blocks, saved):
+            rows = slice(i0 * G, i1 * G)
+            dOs = dO[:, :, rows] * linv  # dO / l: (B, Hkv, n*G, Dv)
+            if dv is not None:
+                dv[:, :, :kend] += np.matmul(np.swapaxes(Ed, -1, -2), dOs)  # Pd^T dO, summed over the group
+            if dq is None and dk is None:
+                continue
+            dP = np.matmul(dOs, np.swapaxes(v[:, :, :kend], -1, -2))  # dPd / l: (B, Hkv, n*G, kend)
+            if drop is not None:
+                dP *= drop
+            dP -= Drow[:, :, rows] * linv
+            dP *= E  # dS = P * (dP - rowsum(dP * P)) = E * (dP / l - rowsum / l)
+            if dq is not None:
+                dq[:, :, rows] = np.matmul(dP, k[:, :, :kend])
+            if dk is not None:
+                dk[:, :, :kend] += np.matmul(np.swapaxes(dP, -1, -2), qs[:, :, rows])
 
 
 def _to_rows(x: np.ndarray, G: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from tinygrad_lite import Function, Module, Tensor
 
 from .linear import Linear
 from .mlp import SwiGLU
+from .threads import num_threads, parallel_map
 
 ROUTERS = ("softmax_topk", "topk_softmax")
 
@@ -73,61 +74,105 @@ class MoEDispatch(Function):
     W1 and W3 are applied as one (C, 2H) matrix [W1 | W3], so A and B come from one product, and dW1, dW3 and the
     two terms of dx from one each. A token appears at most once among one expert's rows (its k choices are
     distinct experts), so the scatter-add `out[tokens] += ...` never sees a repeated index and needs no np.add.at.
+    Large calls split the experts between threads (layers.threads), each group adding into its own buffer.
     """
 
     def forward(self, x, w, *weights, plan):
-        E = len(weights) // 3
-        self.plan, self.E, self.weights = plan, E, weights
-        self.shapes = x.shape, w.shape
+        self.E, self.weights, self.shapes = len(weights) // 3, weights, (x.shape, w.shape)
         wflat = w.reshape(-1)
-        out = np.zeros_like(x)
-        self.saved = []
-        for e, tokens, slots in plan:
-            H = weights[e].shape[1]
-            W13 = np.concatenate([weights[e], weights[E + e]], axis=1)  # (C, 2H) = [W1 | W3]
-            X = x[tokens]  # (n, C) gather
-            AB = X @ W13  # (n, 2H)
-            A, B = AB[:, :H], AB[:, H:]
-            s = np.tanh(A * 0.5)  # sigmoid(a) = (1 + tanh(a / 2)) / 2: one transcendental, never overflows
-            s *= 0.5
-            s += 0.5
-            silu = A * s
-            Hd = silu * B  # (n, H)
-            Y = Hd @ weights[2 * E + e]  # (n, C)
-            c = wflat[slots][:, None]  # (n, 1) combine weights
-            out[tokens] += Y * c  # scatter-add, each token once per expert
-            self.saved.append((W13, X, A, B, s, silu, Hd, Y, c))
+        n_assigned = sum(len(tokens) for _, tokens, _ in plan)
+        work = n_assigned * x.shape[1] * weights[0].shape[1]  # multiply-adds per product, about
+        self.groups = expert_groups(plan, num_threads() if work >= PARALLEL_MIN_WORK else 1)
+
+        def run(group):  # experts of one group, on one thread, into their own output buffer
+            out = np.zeros_like(x)
+            return out, [self._expert_forward(e, tokens, slots, x, wflat, out) for e, tokens, slots in group]
+
+        results = parallel_map(run, self.groups)
+        self.saved = [saved for _, saved in results]
+        out = results[0][0]
+        for other, _ in results[1:]:
+            out += other
         return out
 
+    def _expert_forward(self, e, tokens, slots, x, wflat, out):
+        E, weights = self.E, self.weights
+        H = weights[e].shape[1]
+        W13 = np.concatenate([weights[e], weights[E + e]], axis=1)  # (C, 2H) = [W1 | W3]
+        X = x[tokens]  # (n, C) gather
+        AB = X @ W13  # (n, 2H)
+        A, B = AB[:, :H], AB[:, H:]
+        s = np.tanh(A * 0.5)  # sigmoid(a) = (1 + tanh(a / 2)) / 2: one transcendental, never overflows
+        s *= 0.5
+        s += 0.5
+        silu = A * s
+        Hd = silu * B  # (n, H)
+        Y = Hd @ weights[2 * E + e]  # (n, C)
+        c = wflat[slots][:, None]  # (n, 1) combine weights
+        out[tokens] += Y * c  # scatter-add, each token once per expert
+        return W13, X, A, B, s, silu, Hd, Y, c
+
     def backward(self, g):
-        (x_shape, w_shape), E, weights = self.shapes, self.E, self.weights
+        (x_shape, w_shape), E = self.shapes, self.E
         need = self.needs_input_grad
-        dx = np.zeros(x_shape, dtype=g.dtype) if need[0] else None
         dw = np.zeros(w_shape[0] * w_shape[1], dtype=g.dtype) if need[1] else None
         dW = [None] * (3 * E)
-        for (e, tokens, slots), (W13, X, A, B, s, silu, Hd, Y, c) in zip(self.plan, self.saved):
-            H = A.shape[1]
-            G = g[tokens]  # (n, C)
-            if dw is not None:
-                dw[slots] = np.einsum("ij,ij->i", G, Y)  # dc = rowsum(G * Y)
-            dY = G * c
-            if need[2 + 2 * E + e]:
-                dW[2 * E + e] = Hd.T @ dY  # (H, C)
-            dHd = dY @ weights[2 * E + e].T  # (n, H)
-            dAB = np.empty((len(tokens), 2 * H), dtype=g.dtype)
-            np.multiply(dHd, silu, out=dAB[:, H:])  # dB
-            t = 1.0 - s  # silu'(A) * B = s (1 + A (1 - s)) * B, built in place
-            t *= A
-            t += 1.0
-            t *= s
-            t *= B
-            np.multiply(dHd, t, out=dAB[:, :H])  # dA
-            if need[2 + e] or need[2 + E + e]:
-                dW13 = X.T @ dAB  # (C, 2H) = [dW1 | dW3]
-                dW[e], dW[E + e] = dW13[:, :H], dW13[:, H:]
-            if dx is not None:
-                dx[tokens] += dAB @ W13.T  # dA W1^T + dB W3^T
+
+        def run(args):  # each group writes its own experts' dW and slots of dw, and its own dx buffer
+            group, saved = args
+            dx = np.zeros(x_shape, dtype=g.dtype) if need[0] else None
+            for (e, tokens, slots), cache in zip(group, saved):
+                self._expert_backward(e, tokens, slots, cache, g, dx, dw, dW)
+            return dx
+
+        dxs = parallel_map(run, list(zip(self.groups, self.saved)))
+        dx = dxs[0]
+        if dx is not None:
+            for other in dxs[1:]:
+                dx += other
         return (dx, None if dw is None else dw.reshape(w_shape), *dW)
+
+    def _expert_backward(self, e, tokens, slots, cache, g, dx, dw, dW):
+        E, need = self.E, self.needs_input_grad
+        W13, X, A, B, s, silu, Hd, Y, c = cache
+        H = A.shape[1]
+        G = g[tokens]  # (n, C)
+        if dw is not None:
+            dw[slots] = np.einsum("ij,ij->i", G, Y)  # dc = rowsum(G * Y)
+        dY = G * c
+        if need[2 + 2 * E + e]:
+            dW[2 * E + e] = Hd.T @ dY  # (H, C)
+        dHd = dY @ self.weights[2 * E + e].T  # (n, H)
+        dAB = np.empty((len(tokens), 2 * H), dtype=g.dtype)
+        np.multiply(dHd, silu, out=dAB[:, H:])  # dB
+        t = 1.0 - s  # silu'(A) * B = s (1 + A (1 - s)) * B, built in place
+        t *= A
+        t += 1.0
+        t *= s
+        t *= B
+        np.multiply(dHd, t, out=dAB[:, :H])  # dA
+        if need[2 + e] or need[2 + E + e]:
+            dW13 = X.T @ dAB  # (C, 2H) = [dW1 | dW3]
+            dW[e], dW[E + e] = dW13[:, :H], dW13[:, H:]
+        if dx is not None:
+            dx[tokens] += dAB @ W13.T  # dA W1^T + dB W3^T
+
+
+# Below this many multiply-adds per product the experts run on one thread: splitting would cost more than it saves.
+PARALLEL_MIN_WORK = 1 << 22
+
+
+def expert_groups(plan: list, n_groups: int) -> list:
+    """Split the plan's experts into n_groups groups of about equal token counts (largest first, each to the
+    lightest group), one group per thread."""
+    if n_groups <= 1 or len(plan) <= 1:
+        return [plan]
+    groups, loads = [[] for _ in range(n_groups)], [0] * n_groups
+    for entry in sorted(plan, key=lambda entry: -len(entry[1])):
+        i = loads.index(min(loads))
+        groups[i].append(entry)
+        loads[i] += len(entry[1])
+    return [group for group in groups if group]
 
 
 class SparseMoE(Module):

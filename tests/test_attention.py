@@ -252,3 +252,27 @@ def test_large_scores_stay_exact_in_float32(rng, target):
         if target > 10 and name in ("dq", "dk"):
             continue  # near one-hot weights: these are float32 rounding noise (~1e-7 * |q|) around tiny true values
         np.testing.assert_allclose(x, y, rtol=2e-3, atol=5e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 2), (1, 4, 2), (1, 2, 1)], ids=["split_batch", "split_heads", "serial"])
+@pytest.mark.parametrize("case", ["causal", "bool_per_batch", "bool_per_head_and_causal", "additive"])
+def test_threaded_parts_agree(rng, monkeypatch, shape, case):
+    # Large calls split (batch, K/V head) between threads; force the split on small inputs and compare.
+    from layers import attention_function
+
+    B, H, Hkv = shape
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "3")
+    monkeypatch.setattr(attention_function, "PARALLEL_MIN_SCORES", 0)
+    monkeypatch.setattr(attention_function, "QUERY_BLOCK", 2)
+    q, k, v = qkv(rng, B=B, H=H, Hkv=Hkv, Tq=5, Tk=6)
+    kw = MASK_CASES[case](rng, B, H, 5, 6)
+    g = rng.standard_normal((B, H, 5, 3))
+    for dropout in ({}, {"dropout_p": 0.3}):
+        a = run(fused, q, k, v, g, rng=np.random.default_rng(2), **dropout, **kw)
+        b = run(unfused, q, k, v, g, rng=np.random.default_rng(2), **dropout, **kw)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    w = fused(q, k, v, return_weights=True, **kw)[1].data
+    np.testing.assert_allclose(w, unfused(q, k, v, return_weights=True, **kw)[1].data, atol=1e-12)
+    expected_parts = min(3, B) if B > 1 else min(3, Hkv)
+    assert len(attention_function._parts(B, Hkv, 1)) == expected_parts
