@@ -2,7 +2,8 @@
 
 linear (Linear, Embedding), norm (LayerNorm, RMSNorm), dropout, mlp (MLP, SwiGLU), positional (sinusoidal, learned,
 rotary), attention_function (scaled dot-product attention, fused and unfused), attention (MultiHeadAttention,
-GroupedQueryAttention), kv_cache (KVCache), moe (SparseMoE).
+GroupedQueryAttention), kv_cache (KVCache), moe (SparseMoE); threads: the small pool that splits large attention
+and MoE calls across cores (LAYERS_NUM_THREADS=1 keeps everything on the calling thread).
 """
 
 from .attention import GroupedQueryAttention, MultiHeadAttention

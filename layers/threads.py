@@ -11,6 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = None  # a forked child inherits the pool object but not its threads: it needs a pool of its own
 
 
 def num_threads() -> int:
@@ -24,11 +25,11 @@ def num_threads() -> int:
 
 def parallel_map(fn, items: list) -> list:
     """[fn(item) for item in items], the items run concurrently on the pool when there are several."""
-    global _pool
+    global _pool, _pool_pid
     if len(items) <= 1 or num_threads() <= 1:
         return [fn(item) for item in items]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="layers")
+    if _pool is None or _pool_pid != os.getpid():
+        _pool, _pool_pid = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="layers"), os.getpid()
     return list(_pool.map(fn, items))
 
 
