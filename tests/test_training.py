@@ -273,3 +273,30 @@ def test_shakespeare_char_reaches_nanogpt_val_loss(tmp_path, shared_data):
     r = run(["--preset", "shakespeare_char", "--data", str(path), "--out_dir", str(tmp_path / "out")], timeout=1800)
     assert r.returncode == 0, r.stderr
     assert metrics(tmp_path / "out")[-1]["val_loss"] <= 1.89
+
+
+def test_ctrl_c_saves_state_and_resume_continues(tmp_path):
+    """SIGINT mid-run: the training state is saved, the exit is clean (no traceback), and --resume picks it up."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-u", str(REPO / "train.py"), "--max_iters", "100000", "--eval_interval", "1000000",
+            "--out_dir", str(out), *TINY]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline:  # wait until it is iterating (a log line every 5 iterations)
+        line = proc.stdout.readline()
+        if line.startswith("iter "):
+            break
+    assert line.startswith("iter "), line
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "training state saved" in stdout
+    meta = json.loads((out / "training_state.json").read_text())
+    assert meta["iter"] >= 3
+    r = run(["--resume", "--max_iters", str(meta["iter"] + 2), "--eval_interval", "1000000", "--out_dir", str(out),
+             *TINY])
+    assert r.returncode == 0 and f"resumed from {out} at iteration {meta['iter']}" in r.stdout
