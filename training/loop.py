@@ -13,7 +13,9 @@ the same seed, the same losses come out bit for bit; after --resume, the same lo
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -75,8 +77,11 @@ def train(job, opts: TrainOptions, log=print) -> dict:
     t_start = time.perf_counter()
     summary: dict = {"interrupted": False}
     it = start_iter
+    stop = _StopRequest()
     try:
         while True:
+            if stop.requested:
+                raise KeyboardInterrupt
             lr = cosine_with_warmup(it, opts.learning_rate, opts.warmup_iters, opts.lr_decay_iters, opts.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -119,14 +124,36 @@ def train(job, opts: TrainOptions, log=print) -> dict:
                     f"{tokens_per_iter / dt:,.0f} tok/s, {100 * share:.1f}% of matmul peak"
                     + job.progress_note())
     except KeyboardInterrupt:
+        stop.restore()  # a second Ctrl-C during the save interrupts for real
         save_state(it)
         log(f"\ninterrupted at iteration {it}: training state saved to {out_dir} (continue with --resume)")
         summary["interrupted"] = True
+    finally:
+        stop.restore()
     summary["seconds"] = time.perf_counter() - t_start
     summary["iterations"] = it - start_iter
     if metrics.plot(out_dir):
         log(f"loss curve: {out_dir / 'loss.png'}")
     return summary
+
+
+class _StopRequest:
+    """Ctrl-C sets a flag that the loop checks between iterations, so the state it saves is never half-updated (an
+    interrupt inside optimizer.step() would leave some parameters stepped and others not)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def stderr_log(msg: str) -> None:  # pragma: no cover - convenience for scripts
