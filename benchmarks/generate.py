@@ -204,8 +204,9 @@ def main(argv=None) -> None:
     ratio = tps["ours cached"] / tps["ours uncached"]
     print(f"\ncached / uncached: {ratio:.1f}x (target >= 5x: {'met' if ratio >= 5 else 'NOT met'})")
     cached, uncached = outputs[True][0], outputs[False][0]
+    distinct = len(np.unique(cached[args.prompt_len:]))
     print(f"cached vs uncached ids: the first {leading_equal(cached, uncached) - args.prompt_len} of {n} new tokens "
-          f"identical")
+          f"identical ({distinct} distinct ids among them: a random model repeats itself)")
     if "transformers" in tps:
         r = tps["ours cached"] / tps["transformers"]
         print(f"ours cached / transformers: {r:.2f}x tokens/s (target >= 1: {'met' if r >= 1 else 'NOT met'})")
