@@ -466,7 +466,8 @@ def main(argv=None) -> None:
                 args.profile_sort)
         return
 
-    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, float32; "
+    missing = "not used (--no-torch)" if args.no_torch else "not installed"
+    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else missing}, float32; "
           f"{_common.load_average()}")
     print(_common.thread_report(torch))
     peaks = _common.matmul_peak(torch)
