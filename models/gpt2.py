@@ -64,6 +64,7 @@ class GPT2Config:
     attn_pdrop: float = 0.1
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
+    bias: bool = True  # False: no biases in Linear and LayerNorm layers (nanoGPT's default); see GPT2.bias_free_keys
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
     # Other config.json keys, written back unchanged by to_hf(); not part of equality.
@@ -97,11 +98,12 @@ class Block(Module):
 
     def __init__(self, config: GPT2Config, rng, dtype):
         C = config.n_embd
-        self.ln_1 = LayerNorm(C, eps=config.layer_norm_epsilon, dtype=dtype)
-        self.attn = MultiHeadAttention(C, config.n_head, bias=True, dropout=config.attn_pdrop, fused_qkv=True,
+        bias = config.bias
+        self.ln_1 = LayerNorm(C, eps=config.layer_norm_epsilon, bias=bias, dtype=dtype)
+        self.attn = MultiHeadAttention(C, config.n_head, bias=bias, dropout=config.attn_pdrop, fused_qkv=True,
                                        rng=rng, dtype=dtype)  # c_attn (C, 3C), c_proj (C, C)
-        self.ln_2 = LayerNorm(C, eps=config.layer_norm_epsilon, dtype=dtype)
-        self.mlp = MLP(C, config.n_inner, bias=True, dropout=config.resid_pdrop, rng=rng, dtype=dtype)
+        self.ln_2 = LayerNorm(C, eps=config.layer_norm_epsilon, bias=bias, dtype=dtype)
+        self.mlp = MLP(C, config.n_inner, bias=bias, dropout=config.resid_pdrop, rng=rng, dtype=dtype)
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         # is_causal aligns the mask to the last key, so with a cache the new tokens see every stored position.
@@ -117,7 +119,7 @@ class GPT2Model(Module):
         self.wpe = Embedding(config.n_positions, config.n_embd, rng=rng, dtype=dtype)
         self.drop = Dropout(config.embd_pdrop, rng=rng)
         self.h = [Block(config, rng, dtype) for _ in range(config.n_layer)]
-        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, dtype=dtype)
+        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias, dtype=dtype)
 
     def forward(self, idx: np.ndarray, cache: list | None = None) -> Tensor:
         T = idx.shape[1]
@@ -208,6 +210,21 @@ class GPT2(GenerateMixin, hf.PretrainedMixin, Module):
 
     def hf_parameters(self) -> list:
         return [(name, p, False) for name, p in self.named_parameters()]  # same names, same (in, out) layout
+
+    def bias_free_keys(self) -> dict:
+        """With bias=False, the checkpoint keys of the biases this model does not have, with their shapes.
+
+        transformers' GPT-2 always has biases, so save_pretrained writes these as zeros (the same function as no
+        bias) and from_pretrained accepts them only if they are zero.
+        """
+        if self.config.bias:
+            return {}
+        C, inner = self.config.n_embd, self.config.n_inner or 4 * self.config.n_embd
+        shapes = {"ln_1.bias": C, "attn.c_attn.bias": 3 * C, "attn.c_proj.bias": C, "ln_2.bias": C,
+                  "mlp.c_fc.bias": inner, "mlp.c_proj.bias": C}
+        keys = {f"transformer.h.{i}.{k}": (n,) for i in range(self.config.n_layer) for k, n in shapes.items()}
+        keys["transformer.ln_f.bias"] = (C,)
+        return keys
 
     @classmethod
     def hf_rename(cls, key: str, config) -> str | None:

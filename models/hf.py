@@ -192,6 +192,10 @@ class PretrainedMixin:
     def hf_parameters(self) -> list:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def bias_free_keys(self) -> dict:
+        """Checkpoint keys (-> shape) that are written as zeros and must be zero when read; none by default."""
+        return {}
+
     @classmethod
     def hf_rename(cls, key: str, config) -> str | None:
         return key
@@ -209,9 +213,15 @@ class PretrainedMixin:
     def load_hf_weights(self, folder) -> None:
         raw, raw_origin = read_weights(folder)
         tensors, origin, from_key = {}, {}, {}
+        zero_keys = self.bias_free_keys()
         for key, arr in raw.items():
             name = self.hf_rename(key, self.config)
             if name is None:
+                continue
+            if name in zero_keys:  # a parameter this model leaves out: only a zero one means the same model
+                if arr.shape != zero_keys[name] or np.any(arr):
+                    raise CheckpointError(f"{raw_origin[key]}: {key!r} is not a zero array of shape "
+                                          f"{zero_keys[name]}, but config.json says this model has no such weight")
                 continue
             if name in tensors:
                 raise CheckpointError(f"{raw_origin[key]}: keys {from_key[name]!r} and {key!r} are the same weight "
@@ -231,6 +241,8 @@ class PretrainedMixin:
         for key, p, transposed in self.hf_parameters():
             arr = p.data.T if transposed else p.data
             tensors[key] = np.ascontiguousarray(arr, dtype=dt)
+        for key, shape in self.bias_free_keys().items():
+            tensors[key] = np.zeros(shape, dtype=dt)  # transformers' architecture has them; zeros change nothing
         config = self.config.to_hf()
         config["dtype"] = config["torch_dtype"] = _TORCH_DTYPE_NAMES[dt]
         write_weights(folder, tensors)

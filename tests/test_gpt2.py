@@ -284,3 +284,27 @@ def test_float64_model():
     m = GPT2(GPT2Config(**TINY), dtype=np.float64, rng=np.random.default_rng(0)).eval()
     logits, _ = m(np.zeros((1, 3), dtype=np.int64))
     assert logits.dtype == np.float64 and all(p.dtype == np.float64 for p in m.parameters())
+
+
+def test_bias_free_gpt2_saves_zero_biases_and_round_trips(tmp_path):
+    """bias=False (nanoGPT's default): no bias parameters; the folder carries zero biases so transformers' GPT-2
+    (which always has them) loads the same function, and a non-zero one is refused on the way back in."""
+    from models.gpt2 import GPT2, GPT2Config
+    from tinygrad_lite.serialization import load_safetensors, save_safetensors
+
+    cfg = GPT2Config(vocab_size=40, n_positions=16, n_embd=16, n_layer=2, n_head=2, bias=False, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2(cfg, rng=np.random.default_rng(0))
+    assert not any(name.endswith(".bias") for name, _ in model.named_parameters())
+    model.save_pretrained(tmp_path)
+    tensors = load_safetensors(tmp_path / "model.safetensors")
+    biases = {k: v for k, v in tensors.items() if k.endswith(".bias")}
+    assert len(biases) == 2 * 6 + 1 and all(not v.any() for v in biases.values())
+    assert biases["transformer.h.0.attn.c_attn.bias"].shape == (48,)
+    loaded = GPT2.from_pretrained(tmp_path)
+    x = np.random.default_rng(1).integers(0, 40, (2, 10))
+    np.testing.assert_array_equal(loaded(x)[0].data, model(x)[0].data)
+    tensors["transformer.h.1.mlp.c_fc.bias"][3] = 0.5
+    save_safetensors(tmp_path / "model.safetensors", tensors)
+    with pytest.raises(ValueError, match="transformer.h.1.mlp.c_fc.bias"):
+        GPT2.from_pretrained(tmp_path)

@@ -79,6 +79,7 @@ REFERENCE = textwrap.dedent(
     ours = GPT2LMHeadModel.from_pretrained("gpt2_ours")
     assert ours.lm_head.weight.data_ptr() == ours.transformer.wte.weight.data_ptr(), "lm_head not tied"
     np.save("gpt2_hf_on_ours_logits.npy", logits_of(ours, idx))
+    np.save("gpt2_hf_on_ours_nobias_logits.npy", logits_of(GPT2LMHeadModel.from_pretrained("gpt2_ours_nobias"), idx))
 
     def gpt2_loss(model, idx, tgt):
         logits = model(idx).logits
@@ -126,6 +127,8 @@ def ref(tmp_path_factory):
     rng = np.random.default_rng(0)
     gpt2 = GPT2(GPT2Config(**GPT2_TINY, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0), rng=rng).eval()
     gpt2.save_pretrained(work / "gpt2_ours")
+    nobias = GPT2(GPT2Config(**GPT2_TINY, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bias=False), rng=rng).eval()
+    nobias.save_pretrained(work / "gpt2_ours_nobias")
     mix = MoEGPT(MoEConfig(**MIX_TINY, rope_theta=ROPE_THETA), rng=rng).eval()
     mix.save_pretrained(work / "mix_ours")
     for name in ("gpt2", "mix"):
@@ -174,6 +177,14 @@ def test_gpt2_to_transformers_same_logits(ref):
     work, gpt2, _ = ref
     logits, _ = gpt2(_load(work / "gpt2_idx.npy"))
     np.testing.assert_allclose(_load(work / "gpt2_hf_on_ours_logits.npy"), logits.data, atol=1e-4, rtol=0)
+
+
+def test_bias_free_gpt2_to_transformers_same_logits(ref):
+    """nanoGPT-style bias=False: transformers reads the zero biases we write and computes the same logits."""
+    work, _, _ = ref
+    nobias = GPT2.from_pretrained(work / "gpt2_ours_nobias")
+    logits, _ = nobias(_load(work / "gpt2_idx.npy"))
+    np.testing.assert_allclose(_load(work / "gpt2_hf_on_ours_nobias_logits.npy"), logits.data, atol=1e-4, rtol=0)
 
 
 def test_gpt2_adamw_steps_match_torch(ref):

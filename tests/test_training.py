@@ -78,6 +78,8 @@ def test_reverse_task_targets():
     (["--preset", "moe", "--n_head", "4", "--n_kv_head", "3"], "n_head (4) must be divisible by n_kv_head (3)"),
     (["--preset", "gpt5"], "unknown preset"),
     (["--max_iters"], "--max_iters needs a value"),
+    (["--lr_decay_iters", "30"], "warmup_iters (100) must not exceed lr_decay_iters (30)"),
+    (["--bias", "maybe"], "--bias: expected true or false"),
 ])
 def test_bad_options_are_one_line_errors(argv, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):

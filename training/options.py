@@ -30,6 +30,7 @@ class TrainOptions:
     n_embd: int = 64
     block_size: int = 16
     dropout: float = 0.0
+    bias: bool = False  # biases in the GPT's Linear and LayerNorm layers (nanoGPT's default: none)
     n_experts: int = 4
     top_k: int = 2
     # optimisation
@@ -60,6 +61,7 @@ HELP = {
     "vocab_size": "BPE vocabulary size (text_bpe)",
     "task": "what the moe preset learns: addition or text",
     "n_kv_head": "key/value heads of grouped-query attention (moe); 0 means n_head",
+    "bias": "biases in the GPT-2 Linear/LayerNorm layers (nanoGPT's default false; saved as zeros for transformers)",
     "n_experts": "experts per MoE layer",
     "top_k": "experts per token (MoE routing)",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
@@ -160,6 +162,9 @@ def validate(o: TrainOptions) -> None:
         raise OptionError(f"beta1 and beta2 must be in [0, 1), got {o.beta1}, {o.beta2}")
     if o.grad_clip < 0 or o.weight_decay < 0 or o.warmup_iters < 0:
         raise OptionError("grad_clip, weight_decay and warmup_iters must be >= 0")
+    if o.warmup_iters > o.lr_decay_iters:
+        raise OptionError(f"warmup_iters ({o.warmup_iters}) must not exceed lr_decay_iters ({o.lr_decay_iters}); "
+                          "set both, e.g. --warmup_iters 10 --lr_decay_iters 100")
     if o.task not in ("addition", "text"):
         raise OptionError(f"--task must be addition or text, got {o.task!r}")
     if o.vocab_size < 257:
