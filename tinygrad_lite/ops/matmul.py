@@ -29,6 +29,10 @@ class Matmul(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
+        if a.ndim == 2 and b.ndim == 2:  # the common case, without the general path's reshapes and reductions
+            ga = g @ b.T if self.needs_input_grad[0] else None
+            gb = a.T @ g if self.needs_input_grad[1] else None
+            return ga, gb
         a2 = a[None, :] if a.ndim == 1 else a  # (1, n)
         b2 = b[:, None] if b.ndim == 1 else b  # (n, 1)
         if a.ndim == 1 and b.ndim == 1:
@@ -39,11 +43,11 @@ class Matmul(Function):
             g = np.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = unbroadcast(np.matmul(g, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1] and b.ndim == 2 and a.ndim > 2:
             # (..., n) @ (n, m): fold the batch into rows, one (n, rows) @ (rows, m) GEMM instead of a batched
             # product followed by a sum over the batch.
             gb = np.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
         elif self.needs_input_grad[1]:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+            gb = unbroadcast(np.matmul(a2.swapaxes(-1, -2), g), b2.shape).reshape(b.shape)
         return ga, gb
