@@ -19,11 +19,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _common  # noqa: E402  (benchmarks/ is on sys.path when this script runs)
 
 from layers import SparseMoE, scaled_dot_product_attention  # noqa: E402
 from tinygrad_lite import Tensor  # noqa: E402
@@ -44,20 +45,8 @@ def alternate(fns: dict, repeat: int, warmup: int = 3, pause: float = 0.02) -> d
     2-core machine that steals a core from whatever runs next. A short pause before each timed call lets them go
     idle, so neither side is timed while the other's threads still spin.
     """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            time.sleep(pause)
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
+    times = _common.alternate(fns, repeat, warmup=warmup, pause=pause)  # the shared A B A B timer
     return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-# --------------------------------------------------------------------------------------------- attention
 
 
 def attention_case(torch, B, H, Hkv, T, D, rng):
