@@ -8,9 +8,10 @@ When the context is full (the model's block size), a model with learned absolute
 because every cached key was computed at a position that has now shifted. So generation falls back to a sliding
 window: each step re-runs the model on the last block-size tokens, exactly as uncached generation does.
 
-The model contract: `model(idx, cache=cache) -> (logits, loss)` with idx (B, T) int64, `model.make_cache(B, max_len)`
-returning a per-layer cache list whose `len(cache[0])` is the number of cached positions, and a context length in
-`model.config.n_positions` or `model.config.max_position_embeddings` (or `model.block_size`).
+The model contract: `model(idx, cache=cache, last_only=True) -> (logits, loss)` with idx (B, T) int64,
+`model.make_cache(B, max_len)` returning a per-layer cache list whose `len(cache[0])` is the number of cached
+positions, and a context length in `model.config.n_positions` or `model.config.max_position_embeddings`
+(or `model.block_size`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from tinygrad_lite import no_grad
 
+from .repetition import apply_repetition_penalty
 from .sampling import greedy, sample
 
 
@@ -35,15 +37,11 @@ def context_length(model) -> int:
 
 def _next_logits(model, idx: np.ndarray, cache, n_new: int, block: int):
     """Logits (B, V) for the next token, feeding the cache only what it has not seen yet."""
+    # last_only: sampling needs the last position's logits only, so the (T, vocab) projection of the rest is skipped.
     if cache is not None and idx.shape[1] <= block:
-        logits, _ = model(idx[:, -n_new:], cache=cache)
-    else:
-        if cache is not None:  # context full: the sliding window needs a fresh pass over the last `block` tokens
-            for layer_cache in cache:
-                layer_cache.reset()
-            logits, _ = model(idx[:, -block:], cache=None)
-        else:
-            logits, _ = model(idx[:, -block:])
+        logits, _ = model(idx[:, -n_new:], cache=cache, last_only=True)
+    else:  # no cache, or the context is full: a fresh pass over the last `block` tokens (the sliding window)
+        logits, _ = model(idx[:, -block:], last_only=True)
     return logits.data[:, -1, :]
 
 
@@ -80,8 +78,6 @@ def iter_generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top
                     nxt = sample(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                  repetition_penalty=repetition_penalty, prev_ids=idx)
                 elif repetition_penalty is not None:
-                    from .repetition import apply_repetition_penalty
-
                     nxt = greedy(apply_repetition_penalty(logits, idx, repetition_penalty))
                 else:
                     nxt = greedy(logits)

@@ -40,7 +40,6 @@ class AdditionTask:
             self.test_ids = np.sort(perm[:n_holdout])
         else:  # too many to enumerate: hold out a random sample and reject it when drawing training problems
             self.test_ids = np.unique(rng.integers(0, total, n_holdout))
-        self._test_set = set(self.test_ids.tolist())
         self.block_size = 3 * digits  # the model sees 3d tokens and predicts the next of each
 
     def encode(self, ids: np.ndarray) -> np.ndarray:
@@ -156,6 +155,8 @@ class CharTokenizer:
         if missing:
             raise OptionError(f"characters not in the training vocabulary: {''.join(missing)!r}")
         return [self.stoi[c] for c in text]
+
+    encode_ordinary = encode  # no special tokens: the same thing, under the BPE tokenizers' name
 
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import no_grad
-
 from . import data as D
 from .checkpoint import CheckpointError
 from .options import OptionError, TrainOptions
@@ -102,17 +100,8 @@ class AdditionJob(Job):
     def answers(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Greedy answer digits for problems `ids`: (prompts (N, 2d), answers (N, d + 1), reversed order)."""
         d = self.data.digits
-        seq = self.data.encode(ids)
-        prompt = seq[:, : 2 * d]
-        x = prompt
-        was_training = self.model.training
-        self.model.eval()
-        with no_grad():
-            for _ in range(d + 1):  # 3 tiny forward passes; no cache needed at this length
-                logits, _ = self.model(x, last_only=True)
-                x = np.concatenate([x, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
-        self.model.train(was_training)
-        return prompt, x[:, 2 * d :]
+        prompt = self.data.encode(ids)[:, : 2 * d]
+        return prompt, greedy_digits(self.model, prompt, d + 1)
 
     def metric(self) -> float:
         ids = self.data.test_ids
@@ -144,8 +133,7 @@ class TextJob(Job):
         else:
             self.tokenizer = D.CharTokenizer.from_text(text)
             vocab_size = self.tokenizer.vocab_size
-        ids = np.asarray(self.tokenizer.encode(text) if opts.preset != "text_bpe"
-                         else self.tokenizer.encode_ordinary(text), dtype=np.int64)
+        ids = np.asarray(self.tokenizer.encode_ordinary(text), dtype=np.int64)
         log(f"{len(ids):,} tokens, vocabulary of {vocab_size}")
         self.data = D.TextDataset(ids, opts.block_size, vocab_size)
         self.tokens_per_example = opts.block_size
@@ -158,6 +146,13 @@ class TextJob(Job):
     def save_model(self, out_dir: Path) -> None:
         super().save_model(out_dir)
         save_tokenizer(out_dir, self.tokenizer)
+
+
+def greedy_digits(model, prompt: np.ndarray, n: int) -> np.ndarray:
+    """The n tokens greedy decoding appends to each prompt row: (N, n). Eval mode, no graph (samplers.generate)."""
+    from samplers.generate import generate
+
+    return generate(model, prompt, n, temperature=0)[:, prompt.shape[1] :]
 
 
 def _moe(opts: TrainOptions, vocab_size: int, block_size: int):

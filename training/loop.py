@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import sys
 import threading
 import time
 
@@ -154,7 +153,3 @@ class _StopRequest:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-
-
-def stderr_log(msg: str) -> None:  # pragma: no cover - convenience for scripts
-    print(msg, file=sys.stderr)

@@ -76,10 +76,7 @@ def sample_main(argv: list[str], out=sys.stdout) -> int:
         return _addition(model, options["digits"], args.prompt, out)
     if tok is None:
         raise OptionError(f"{out_dir} has no tokenizer (tokenizer.json or tokenizer.model)")
-    if hasattr(tok, "encode_ordinary"):
-        ids = tok.encode_ordinary(args.prompt)
-    else:
-        ids = tok.encode(args.prompt)
+    ids = tok.encode_ordinary(args.prompt)
     if not ids:
         raise OptionError("--prompt encodes to no tokens")
     out.write(args.prompt)
@@ -106,16 +103,10 @@ def _addition(model, d: int, prompt: str, out) -> int:
         raise OptionError("--prompt for an addition model looks like 12+34")
     if any(len(p) > d for p in parts):
         raise OptionError(f"this model adds numbers of at most {d} digits")
-    digits = [int(c) for p in parts for c in p.zfill(d)]
-    x = np.array([digits])
-    from tinygrad_lite import no_grad
+    from .jobs import greedy_digits
 
-    with no_grad():
-        model.eval()
-        for _ in range(d + 1):
-            logits, _ = model(x, last_only=True)
-            x = np.concatenate([x, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
-    answer = int("".join(map(str, x[0, 2 * d :][::-1])))
+    prompt_digits = np.array([[int(c) for p in parts for c in p.zfill(d)]])
+    answer = int("".join(map(str, greedy_digits(model, prompt_digits, d + 1)[0, ::-1])))
     out.write(f"{int(parts[0])} + {int(parts[1])} = {answer}\n")
     return 0
 
