@@ -60,7 +60,7 @@ _LIMITER = None
 
 def thread_report(torch=None) -> str:
     """What each side really runs with: OpenBLAS threads (threadpoolctl, else the environment), torch threads, and
-    the layers' own thread pool (layers/threads.py) when the library has one."""
+    the layers' own thread pool (tinygrad_lite/threads.py) when the library has one."""
     parts = []
     try:
         from threadpoolctl import threadpool_info
@@ -72,7 +72,7 @@ def thread_report(torch=None) -> str:
                    f"unset ({os.cpu_count()} cores)")
         parts.append(f"numpy BLAS: {env} (threadpoolctl not installed)")
     try:
-        from layers import threads as layer_threads
+        from tinygrad_lite import threads as layer_threads
 
         parts.append(f"layers pool: {layer_threads.num_threads()}")
     except ImportError:

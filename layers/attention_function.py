@@ -27,7 +27,7 @@ import numpy as np
 import tinygrad_lite.functional as F
 from tinygrad_lite import Function, Tensor
 
-from .threads import num_threads, parallel_map, split
+from tinygrad_lite.threads import num_threads, parallel_map, split
 
 _causal_cache: dict = {}
 
@@ -133,7 +133,7 @@ PARALLEL_MIN_SCORES = 1 << 17
 
 
 def _parts(B: int, Hkv: int, n_scores: int) -> list:
-    """(batch slice, K/V-head slice) pairs splitting the work between the threads of layers.threads."""
+    """(batch slice, K/V-head slice) pairs splitting the work between the threads of tinygrad_lite.threads."""
     threads = num_threads()
     if threads <= 1 or n_scores < PARALLEL_MIN_SCORES:
         return [(slice(None), slice(None))]
@@ -168,7 +168,7 @@ class ScaledDotProductAttention(Function):
       K/V head, so every product is one matrix product per K/V head, K and V are never copied per query head, and
       the sums over the group in dK and dV are part of those products.
     - With is_causal, queries are processed in blocks that multiply only against the keys they can see.
-    - Batch elements are independent, so large calls split the batch between threads (layers.threads).
+    - Batch elements are independent, so large calls split the batch between threads (tinygrad_lite.threads).
     """
 
     def forward(self, q, k, v, blocked=None, additive=None, causal=False, scale=1.0, keep=None, p=0.0,

@@ -33,7 +33,7 @@ from tinygrad_lite import Function, Module, Tensor
 
 from .linear import Linear
 from .mlp import SwiGLU
-from .threads import num_threads, parallel_map
+from tinygrad_lite.threads import num_threads, parallel_map
 
 ROUTERS = ("softmax_topk", "topk_softmax")
 
@@ -74,7 +74,7 @@ class MoEDispatch(Function):
     W1 and W3 are applied as one (C, 2H) matrix [W1 | W3], so A and B come from one product, and dW1, dW3 and the
     two terms of dx from one each. A token appears at most once among one expert's rows (its k choices are
     distinct experts), so the scatter-add `out[tokens] += ...` never sees a repeated index and needs no np.add.at.
-    Large calls split the experts between threads (layers.threads), each group adding into its own buffer.
+    Large calls split the experts between threads (tinygrad_lite.threads), each group adding into its own buffer.
     """
 
     def forward(self, x, w, *weights, plan):

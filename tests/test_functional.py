@@ -3,6 +3,8 @@ semantics for cross-entropy written out in NumPy, dropout statistics and determi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _engine_cases import (
@@ -61,6 +63,15 @@ def test_layer_norm_equals_composition(rng, shape):
     _assert_same(lambda x, b: F.layer_norm(x, bias=b), lambda x, b: composed_layer_norm(x, bias=b), [x, b])
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_layer_norm_split_between_threads_equals_composition(rng, monkeypatch, threads):
+    # 3 x 1111 rows of 61: large enough to be cut into blocks of rows (tinygrad_lite.threads.MIN_PARALLEL_SIZE).
+    monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    x, w, b = rng.standard_normal((3, 1111, 61)) * 3 + 1, rng.standard_normal(61), rng.standard_normal(61)
+    _assert_same(lambda x, w, b: F.layer_norm(x, w, b), lambda x, w, b: composed_layer_norm(x, w, b), [x, w, b])
+    _assert_same(lambda x: F.layer_norm(x), lambda x: composed_layer_norm(x), [x])
+
+
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 6)])
 def test_rms_norm_equals_composition(rng, shape):
     x, w = rng.standard_normal(shape), rng.standard_normal(shape[-1:])
@@ -83,6 +94,24 @@ def test_gelu_silu_linear_embedding_equal_composition(rng):
     _assert_same(lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w + b, [xx, w, b])
     ids = np.array([[1, 1, 0], [3, 1, 3]])
     _assert_same(lambda w: F.embedding(w, ids), lambda w: w[ids], [rng.standard_normal((4, 2))])
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_gelu_tanh_split_between_threads_equals_composition(rng, monkeypatch, threads):
+    # Large enough that the fused op cuts it into pieces (tinygrad_lite.threads.MIN_PARALLEL_SIZE); odd sizes so the
+    # pieces are unequal; tails far enough out that exp overflows (silenced) and the sigmoid form must give 0 and x.
+    monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    x = rng.standard_normal((3, 7, 4099)) * 3
+    x[0, 0, :4] = [-60.0, -12.0, 12.0, 60.0]
+    _assert_same(lambda x: x.gelu(), composed_gelu_tanh, [x])
+    x32 = Tensor(x.astype(np.float32), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning leaks from the exp
+        y = x32.gelu()
+        y.backward(np.ones_like(x32.data))
+    assert y.dtype == np.float32 and x32.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.data[0, 0, :4], [0.0, 0.0, 12.0, 60.0])
+    np.testing.assert_array_equal(x32.grad[0, 0, :4], [0.0, 0.0, 1.0, 1.0])
 
 
 def test_gelu_none_matches_erf_formula():

@@ -159,18 +159,3 @@ def test_mlp_and_norms_match_torch(rng):
     np.testing.assert_allclose(ln(Tensor(x)).data, ref.numpy(), rtol=1e-5, atol=1e-5)
     ref = torch.nn.functional.rms_norm(xt, (8,), torch.tensor(rn.weight.data), 1e-6)
     np.testing.assert_allclose(rn(Tensor(x)).data, ref.numpy(), rtol=1e-5, atol=1e-5)
-
-
-# --------------------------------------------------------------------------------------------- thread pool
-
-
-def test_threads_split_and_map(monkeypatch):
-    from layers import threads
-
-    assert threads.split(10, 3) == [slice(0, 3), slice(3, 6), slice(6, 10)]
-    assert threads.split(2, 5) == [slice(0, 1), slice(1, 2)]
-    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
-    assert threads.num_threads() == 2
-    assert threads.parallel_map(lambda i: i * i, list(range(7))) == [0, 1, 4, 9, 16, 25, 36]  # order kept
-    monkeypatch.setenv("LAYERS_NUM_THREADS", "1")
-    assert threads.parallel_map(lambda i: i + 1, [1, 2]) == [2, 3]

@@ -2,6 +2,7 @@
 
 from .function import AnomalyError, Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
+from .memory import keep_freed_memory
 from .module import Module, Parameter
 from .tensor import Tensor
 
@@ -18,3 +19,5 @@ __all__ = [
     "is_grad_enabled",
     "no_grad",
 ]
+
+keep_freed_memory()  # freed arrays stay in the process for the next step: see memory.py (TINYGRAD_LITE_KEEP_MEMORY=0)

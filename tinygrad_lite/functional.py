@@ -9,10 +9,13 @@ is where the derivations are easiest to read.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .function import Function
 from .tensor import Tensor
+from .threads import MIN_PARALLEL_SIZE, num_threads, parallel_map, split
 
 # --------------------------------------------------------------------------------------------- cross-entropy
 
@@ -90,39 +93,87 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, label_smoot
 # --------------------------------------------------------------------------------------------- normalisation
 
 
+def _row_means(a: np.ndarray) -> np.ndarray:
+    """(n, C) -> (n,) row means as one matrix-vector product: BLAS does it about 4x faster than a.mean(axis=-1)."""
+    return a @ np.full(a.shape[-1], 1.0 / max(a.shape[-1], 1), dtype=a.dtype)
+
+
+def _layer_norm_forward(x, xhat, rstd, y, w, b, eps, rows):
+    """LayerNorm of the rows `rows` of x (N, C), written into xhat, rstd (N,) and y."""
+    x, xhat, rstd, y = x[rows], xhat[rows], rstd[rows], y[rows]
+    np.subtract(x, _row_means(x)[:, None], out=xhat)  # centred
+    var = _row_means(np.multiply(xhat, xhat, out=y))  # y is scratch until the end
+    var += eps
+    np.divide(1.0, np.sqrt(var, out=var), out=rstd)
+    xhat *= rstd[:, None]
+    if w is not None:
+        np.multiply(xhat, w, out=y)
+    else:
+        y[...] = xhat
+    if b is not None:
+        y += b
+
+
+def _layer_norm_backward(g, xhat, rstd, w, has_bias, dx, rows):
+    """dx for the rows `rows` of g (N, C), written into dx; returns this part's sums over rows of g * xhat and g
+    (its share of the weight and bias gradients), None for what the layer does not have."""
+    g, xhat, rstd, dx = g[rows], xhat[rows], rstd[rows], dx[rows]
+    np.multiply(g, xhat, out=dx)  # dx is scratch until the last lines
+    dw = dx.sum(axis=0) if w is not None else None
+    db = g.sum(axis=0) if has_bias else None
+    dxhat = g
+    if w is not None:
+        dx *= w  # dxhat * xhat
+        dxhat = g * w
+    m2 = _row_means(dx)  # mean(dxhat * xhat)
+    np.multiply(xhat, m2[:, None], out=dx)
+    np.subtract(dxhat, dx, out=dx)
+    dx -= _row_means(dxhat)[:, None]
+    dx *= rstd[:, None]
+    return dw, db
+
+
 class LayerNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * w + b over the last axis (Ba, Kiros & Hinton 2016).
 
     With xhat the normalised input and dxhat = g * w, the input gradient is
     dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)): the two means remove the components of the
     gradient that would change the mean and the variance, which normalisation cancels anyway.
+
+    Rows are independent, so large inputs are split by rows between the threads of tinygrad_lite.threads; the row
+    means are matrix-vector products and every pass writes into a preallocated buffer.
     """
 
     def forward(self, x, *wb, eps=1e-5, has_weight=True, has_bias=True):
-        mean = x.mean(axis=-1, keepdims=True)
-        xc = x - mean
-        var = (xc * xc).mean(axis=-1, keepdims=True)
-        self.rstd = 1.0 / np.sqrt(var + eps)
-        self.xhat = xc * self.rstd
+        C = x.shape[-1]
+        x2 = x.reshape(-1, C)  # (N, C)
+        xhat, y = np.empty(x2.shape, x.dtype), np.empty(x2.shape, x.dtype)
+        rstd = np.empty(x2.shape[0], x.dtype)
         self.w = wb[0] if has_weight else None
         self.has_bias = has_bias
-        y = self.xhat * self.w if has_weight else self.xhat.copy()
-        if has_bias:
-            y += wb[-1]
-        return y
+        b = wb[-1] if has_bias else None
+        _by_rows(partial(_layer_norm_forward, x2, xhat, rstd, y, self.w, b, eps), x2.shape)
+        self.xhat, self.rstd = xhat, rstd
+        return y.reshape(x.shape)
 
     def backward(self, g):
-        xhat, w = self.xhat, self.w
-        dxhat = g * w if w is not None else g
-        dx = self.rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
-        out = [dx]
-        g2 = g.reshape(-1, g.shape[-1])
-        if w is not None:
-            out.append((g2 * xhat.reshape(g2.shape)).sum(axis=0))
+        xhat = self.xhat
+        g2 = g.reshape(xhat.shape)
+        dx = np.empty(xhat.shape, g.dtype)
+        parts = _by_rows(partial(_layer_norm_backward, g2, xhat, self.rstd, self.w, self.has_bias, dx), xhat.shape)
+        out = [dx.reshape(g.shape)]
+        if self.w is not None:
+            out.append(sum(dw for dw, _ in parts))
         if self.has_bias:
-            out.append(g2.sum(axis=0))
+            out.append(sum(db for _, db in parts))
         return tuple(out)
+
+
+def _by_rows(kernel, shape) -> list:
+    """kernel(rows) over the rows of an (N, C) array, one contiguous block of rows per thread when it is large."""
+    n_rows, width = shape
+    parts = num_threads() if n_rows * width >= MIN_PARALLEL_SIZE else 1
+    return parallel_map(kernel, split(n_rows, parts))
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
@@ -198,8 +249,17 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
+        # A scatter-add. np.add.at does it row by row, about 5x slower than sorting the rows by id (stable: repeats
+        # of an id keep their order) and summing each run of equal ids with one reduceat.
+        ids = self.ids.reshape(-1)  # (N,)
         grad = np.zeros(self.shape, dtype=g.dtype)
-        np.add.at(grad, self.ids.reshape(-1), g.reshape(-1, self.shape[-1]))
+        if ids.size == 0:
+            return grad, None
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # first row of each run
+        g2 = g.reshape(-1, self.shape[-1])  # (N, C)
+        grad[sorted_ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         return grad, None
 
 
@@ -222,7 +282,9 @@ class Linear(Function):
             raise ValueError(f"linear: input of shape {x.shape} and weight of shape {w.shape} are not aligned "
                              f"({x.shape[-1]} != {w.shape[0]})")
         self.x, self.w, self.has_bias = x, w, bool(b)
-        y = x @ w
+        # One (N, in) @ (in, out) product over all rows: np.matmul on a stack (B, T, in) @ (in, out) would call the
+        # BLAS once per batch element, each call too small to keep the threads busy (measured 1.2-3x slower).
+        y = np.matmul(x.reshape(-1, x.shape[-1]), w).reshape(x.shape[:-1] + (w.shape[1],))  # (..., out)
         if b:
             y += b[0]
         return y

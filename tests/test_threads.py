@@ -1,0 +1,59 @@
+"""The engine's thread pool: order kept, errors raised in the caller, nesting and LAYERS_NUM_THREADS=1 run serially."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import threads
+
+
+def test_split_covers_the_range_in_near_equal_pieces():
+    assert threads.split(10, 3) == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert threads.split(2, 5) == [slice(0, 1), slice(1, 2)]
+    assert threads.split(0, 2) == [slice(0, 0)]
+
+
+def test_parallel_map_keeps_order_and_uses_another_thread(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+    assert threads.num_threads() == 2
+    assert threads.parallel_map(lambda i: i * i, list(range(7))) == [0, 1, 4, 9, 16, 25, 36]
+    names = threads.parallel_map(lambda _: threading.current_thread().name, [0, 1])
+    assert names[0] == threading.current_thread().name and names[1].startswith("tinygrad_lite-")
+
+
+def test_one_thread_runs_everything_on_the_caller(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "1")
+    names = threads.parallel_map(lambda _: threading.current_thread().name, [0, 1, 2])
+    assert set(names) == {threading.current_thread().name}
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_the_pool_still_works(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+
+    def fail_on_one(i):
+        if i == 1:
+            raise KeyError("part 1")
+        return i
+
+    with pytest.raises(KeyError, match="part 1"):
+        threads.parallel_map(fail_on_one, [0, 1])
+    assert threads.parallel_map(lambda i: -i, [1, 2, 3]) == [-1, -2, -3]
+
+
+def test_nested_maps_run_serially_instead_of_deadlocking(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+    inner = threads.parallel_map(lambda i: threads.parallel_map(lambda j: 10 * i + j, [0, 1]), [1, 2])
+    assert inner == [[10, 11], [20, 21]]
+
+
+def test_parallel_chunks_writes_every_element_once(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+    for size in (5, threads.MIN_PARALLEL_SIZE + 3):
+        out = np.zeros(size, dtype=np.int64)
+
+        def fill(sl):
+            out[sl] += np.arange(size)[sl]
+
+        threads.parallel_chunks(fill, size)
+        np.testing.assert_array_equal(out, np.arange(size))

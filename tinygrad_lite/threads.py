@@ -1,0 +1,119 @@
+"""A small thread pool for work that NumPy would run on one core.
+
+NumPy runs every ufunc on one core, and OpenBLAS runs the many small matrix products of batched attention on one
+core each as well. Both release Python's GIL while they work, so handing halves of an array to two Python threads
+keeps two cores busy: the fused GELU and the attention layers split their work this way.
+
+The pool is minimal on purpose: the calling thread runs the first part itself and each worker gets one part through
+a semaphore, a round trip of about 25 µs against about 80 µs for concurrent.futures. Parts run in parallel only from
+the thread that owns no running map; a map started while another runs (from a worker, or a second user thread)
+runs its parts one after the other, so nesting never deadlocks.
+
+Set LAYERS_NUM_THREADS=1 to run everything on the calling thread (e.g. in a debugger).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+MIN_PARALLEL_SIZE = 1 << 16  # elements: below this a split costs more (two handoffs) than the second core saves
+_CORES = os.cpu_count() or 1  # read once: os.cpu_count() costs about 40 µs here, and num_threads() runs per op
+
+
+def num_threads() -> int:
+    """LAYERS_NUM_THREADS, else the BLAS thread setting (OPENBLAS/OMP_NUM_THREADS), else the number of cores."""
+    for var in ("LAYERS_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return _CORES
+
+
+class _Pool:
+    """n worker threads, each waiting on its own semaphore for one (fn, item) task."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.busy = threading.Lock()  # held by the thread whose map is running
+        self.tasks: list = [None] * n
+        self.results: list = [None] * n
+        self.go = [threading.Semaphore(0) for _ in range(n)]
+        self.done = threading.Semaphore(0)
+        for i in range(n):
+            threading.Thread(target=self._work, args=(i,), name=f"tinygrad_lite-{i}", daemon=True).start()
+
+    def _work(self, i: int) -> None:
+        while True:
+            self.go[i].acquire()
+            fn, item = self.tasks[i]
+            try:
+                self.results[i] = (True, fn(item))
+            except BaseException as e:  # handed to the caller, which re-raises it
+                self.results[i] = (False, e)
+            finally:
+                self.tasks[i] = None
+                self.done.release()
+
+    def map(self, fn, items: list) -> list:
+        """[fn(item) for item in items] with items[1:] on the workers (len(items) <= n + 1)."""
+        rest = items[1:]
+        for i, item in enumerate(rest):
+            self.tasks[i] = (fn, item)
+            self.go[i].release()
+        try:
+            first = fn(items[0])
+        finally:  # wait for every worker even if our own part failed: they write into shared buffers
+            for _ in rest:
+                self.done.acquire()
+        out = [first]
+        for ok, value in self.results[: len(rest)]:
+            if not ok:
+                raise value
+            out.append(value)
+        return out
+
+
+_pool: _Pool | None = None
+_pool_pid = None  # a forked child inherits the pool object but not its threads: it needs a pool of its own
+
+
+def parallel_map(fn, items: list) -> list:
+    """[fn(item) for item in items], the items run concurrently on the pool when there are several."""
+    global _pool, _pool_pid
+    items = list(items)
+    threads = num_threads()
+    if len(items) <= 1 or threads <= 1:
+        return [fn(item) for item in items]
+    if _pool is None or _pool_pid != os.getpid() or _pool.n != threads - 1:
+        _pool, _pool_pid = _Pool(threads - 1), os.getpid()
+    pool = _pool
+    if not pool.busy.acquire(blocking=False):
+        return [fn(item) for item in items]  # nested or concurrent map: run here
+    try:
+        out = []
+        for start in range(0, len(items), threads):  # at most one item per thread at a time
+            out += pool.map(fn, items[start:start + threads])
+        return out
+    finally:
+        pool.busy.release()
+
+
+def split(n: int, parts: int) -> list:
+    """Contiguous slices covering range(n) in at most `parts` nearly equal pieces."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def parallel_chunks(fn, size: int) -> None:
+    """fn(slice) over `size` elements cut into one contiguous piece per thread; one piece when size is small.
+
+    For elementwise kernels on flat (contiguous) arrays: each piece writes its own part of the outputs.
+    """
+    parts = num_threads() if size >= MIN_PARALLEL_SIZE else 1
+    pieces = split(size, parts)
+    if len(pieces) == 1:
+        fn(pieces[0])
+    else:
+        parallel_map(fn, pieces)
