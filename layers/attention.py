@@ -20,7 +20,7 @@ import numpy as np
 import tinygrad_lite.functional as F
 from tinygrad_lite import Module, Tensor
 
-from .attention_function import scaled_dot_product_attention
+from .attention_function import packed_self_attention, scaled_dot_product_attention
 from .kv_cache import KVCache
 from .linear import Linear
 from .positional import RotaryEmbedding
@@ -74,6 +74,12 @@ class MultiHeadAttention(Module):
 
     def forward(self, x: Tensor, context: Tensor | None = None, attn_mask=None, is_causal: bool = False,
                 cache: KVCache | None = None) -> Tensor:
+        p = self.dropout if self.training else 0.0
+        if self.fused_qkv and context is None and cache is None:
+            # Self-attention without a cache (training): one (C, 3C) product and attention on its packed output.
+            out = packed_self_attention(self.c_attn(x), self.n_heads, attn_mask=attn_mask, is_causal=is_causal,
+                                        dropout_p=p, rng=self.rng)  # (B, T, 3C) -> (B, T, C)
+            return F.dropout(self.c_proj(out), p, training=self.training, rng=self.rng)
         reuse = context is not None and cache is not None and len(cache) > 0  # cross-attention, K/V cached
         q, k, v = self._qkv(x, context, need_kv=not reuse)
         q = split_heads(q, self.n_heads)  # (B, H, T, D)
@@ -83,7 +89,6 @@ class MultiHeadAttention(Module):
             k, v = split_heads(k, self.n_heads), split_heads(v, self.n_heads)  # (B, H, S, D)
             if cache is not None:
                 k, v = cache.update(k, v)  # (B, H, past + S, D)
-        p = self.dropout if self.training else 0.0
         out = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=p,
                                            rng=self.rng)  # (B, H, T, D)
         out = (self.c_proj if self.fused_qkv else self.o_proj)(merge_heads(out))  # (B, T, C)

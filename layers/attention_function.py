@@ -366,3 +366,55 @@ def scaled_dot_product_attention_unfused(q: Tensor, k: Tensor, v: Tensor, attn_m
         weights = F.dropout(weights, dropout_p, training=True, rng=F._default_rng if rng is None else rng)
     out = (weights @ v5).reshape(B, H, Tq, v.shape[-1])  # (B, Hkv, G, Tq, Dv) -> (B, H, Tq, Dv)
     return (out, Tensor(returned)) if return_weights else out
+
+
+class PackedSelfAttention(ScaledDotProductAttention):
+    """Self-attention from GPT-2's fused projection qkv (B, T, 3C) = [Q | K | V] straight to merged heads (B, T, C).
+
+    The same math as ScaledDotProductAttention (its forward and backward run on views of qkv), without the graph
+    nodes around it: no slicing of qkv into three tensors (whose backwards would each fill a (B, T, 3C) zero array
+    to be summed), no head split and merge. The gradient comes back as one (B, T, 3C) array.
+    """
+
+    def forward(self, qkv, n_heads=1, **kwargs):
+        B, T, C3 = qkv.shape
+        heads = qkv.reshape(B, T, 3, n_heads, C3 // (3 * n_heads))
+        q, k, v = (heads[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # views (B, H, T, D)
+        self.needs_input_grad = self.needs_input_grad * 3  # the parent's backward reads one flag per q, k, v
+        out = super().forward(q, k, v, **kwargs)  # (B, H, T, D)
+        return out.transpose(0, 2, 1, 3).reshape(B, T, C3 // 3)  # (B, T, C)
+
+    def backward(self, g):
+        B, T, C = g.shape
+        H = self.k.shape[1]
+        dq, dk, dv = super().backward(g.reshape(B, T, H, C // H).transpose(0, 2, 1, 3))  # each (B, H, T, D)
+        dqkv = np.empty((B, T, 3, H, C // H), dtype=g.dtype)
+        for i, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)
+        return dqkv.reshape(B, T, 3 * C)
+
+
+def packed_self_attention(qkv: Tensor, n_heads: int, attn_mask=None, is_causal: bool = False,
+                          dropout_p: float = 0.0, scale: float | None = None,
+                          rng: np.random.Generator | None = None) -> Tensor:
+    """scaled_dot_product_attention of the H heads packed in qkv (B, T, 3C), merged back: -> (B, T, C).
+
+    Equal to splitting qkv into q, k, v, splitting each into heads (B, H, T, D), attending and merging the heads.
+    """
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_heads):
+        raise ValueError(f"packed_self_attention: qkv must be (B, T, 3C) with C divisible by {n_heads} heads, "
+                         f"got {qkv.shape}")
+    B, T, C3 = qkv.shape
+    head_shape = (B, n_heads, T, C3 // (3 * n_heads))
+    if not np.issubdtype(qkv.dtype, np.floating):
+        raise TypeError(f"packed_self_attention: qkv needs a float dtype, got {qkv.dtype}")
+    q_like = np.broadcast_to(np.zeros((), qkv.dtype), head_shape)  # shapes for the mask helpers
+    blocked, additive = _masks(attn_mask, q_like, q_like, qkv.dtype)
+    scale = 1.0 / math.sqrt(head_shape[-1]) if scale is None else float(scale)
+    keep = None
+    if dropout_p > 0.0:
+        if dropout_p >= 1.0:
+            raise ValueError(f"attention: dropout_p must be < 1, got {dropout_p}")
+        keep = _dropout_keep(rng, head_shape[:3] + (T,), dropout_p)
+    return PackedSelfAttention.apply(qkv, n_heads=n_heads, blocked=blocked, additive=additive, causal=is_causal,
+                                     scale=scale, keep=keep, p=dropout_p, weights_out=None)

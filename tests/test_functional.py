@@ -114,6 +114,24 @@ def test_gelu_tanh_split_between_threads_equals_composition(rng, monkeypatch, th
     np.testing.assert_array_equal(x32.grad[0, 0, :4], [0.0, 0.0, 1.0, 1.0])
 
 
+@pytest.mark.parametrize("threads", ["2", "3"])
+def test_linear_split_between_threads_equals_composition(rng, monkeypatch, threads):
+    # Forward by blocks of rows, backward dx and dW side by side (each cut again with 3 threads); forced on a small
+    # layer by lowering the threshold. Also with only some inputs needing a gradient.
+    monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 0)
+    x, w, b = rng.standard_normal((3, 7, 5)), rng.standard_normal((5, 6)), rng.standard_normal(6)
+    _assert_same(lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w + b, [x, w, b])
+    _assert_same(lambda x, w: F.linear(x, w), lambda x, w: x @ w, [x, w])
+    for frozen in ("x", "w"):
+        xt, wt = Tensor(x, requires_grad=frozen != "x"), Tensor(w, requires_grad=frozen != "w")
+        F.linear(xt, wt).backward(np.ones((3, 7, 6)))
+        if frozen == "x":
+            np.testing.assert_allclose(wt.grad, x.reshape(-1, 5).T @ np.ones((21, 6)), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(xt.grad, np.ones((3, 7, 6)) @ w.T, rtol=1e-12)
+
+
 def test_gelu_none_matches_erf_formula():
     from math import erf
 

@@ -57,3 +57,20 @@ def test_parallel_chunks_writes_every_element_once(monkeypatch):
 
         threads.parallel_chunks(fill, size)
         np.testing.assert_array_equal(out, np.arange(size))
+
+
+def test_blas_runs_one_thread_per_part_inside_a_parallel_map(monkeypatch):
+    # Where NumPy's OpenBLAS is found, a parallel map sets it to one thread and restores the count afterwards.
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+    with threads.blas_single_threaded():
+        pass  # finds the library
+    if not threads._blas:
+        pytest.skip("no OpenBLAS in this process (NumPy built against another BLAS)")
+    set_threads, get_threads = threads._blas
+    before = get_threads()
+    set_threads(2)
+    try:
+        inside = threads.parallel_map(lambda _: get_threads(), [0, 1])
+        assert inside == [1, 1] and get_threads() == 2
+    finally:
+        set_threads(before)

@@ -273,9 +273,28 @@ def embedding(weight: Tensor, ids) -> Tensor:
     return Embedding.apply(weight, ids)
 
 
+# Products of at least this many multiply-adds are split between the threads; below it the hand-off (about 25 µs)
+# costs more than the second core saves.
+PARALLEL_MIN_MACS = 1 << 20
+
+
+def _run_all(tasks: list, macs: int) -> None:
+    """Call every task: concurrently on the pool when the product is large, else here, one after the other."""
+    if len(tasks) > 1 and macs >= PARALLEL_MIN_MACS:
+        parallel_map(lambda task: task(), tasks)
+    else:
+        for task in tasks:
+            task()
+
+
 class Linear(Function):
     """y = x @ W + b with W stored (in, out). dx = g @ W^T, dW = x^T g and db = sum(g), with the batch axes of x
-    folded into rows so each gradient is a single matrix product."""
+    folded into rows so each gradient is a single matrix product.
+
+    The products are split between the threads of tinygrad_lite.threads, each part a BLAS call on its own thread:
+    forward by blocks of rows of x; backward dx and dW side by side (equal work: N in out multiply-adds each), each
+    cut further by rows when there are more than two threads.
+    """
 
     def forward(self, x, w, *b):
         if x.shape[-1] != w.shape[0]:
@@ -284,16 +303,36 @@ class Linear(Function):
         self.x, self.w, self.has_bias = x, w, bool(b)
         # One (N, in) @ (in, out) product over all rows: np.matmul on a stack (B, T, in) @ (in, out) would call the
         # BLAS once per batch element, each call too small to keep the threads busy (measured 1.2-3x slower).
-        y = np.matmul(x.reshape(-1, x.shape[-1]), w).reshape(x.shape[:-1] + (w.shape[1],))  # (..., out)
-        if b:
-            y += b[0]
-        return y
+        x2 = x.reshape(-1, x.shape[-1])  # (N, in)
+        y = np.empty((x2.shape[0], w.shape[1]), dtype=np.result_type(x2, w))  # (N, out)
+
+        def rows(part):
+            np.matmul(x2[part], w, out=y[part])
+            if b:
+                y[part] += b[0]
+
+        macs = y.size * w.shape[0]
+        parts = split(x2.shape[0], num_threads() if macs >= PARALLEL_MIN_MACS else 1)
+        _run_all([partial(rows, part) for part in parts], macs)
+        return y.reshape(x.shape[:-1] + (w.shape[1],))
 
     def backward(self, g):
         x, w = self.x, self.w
         g2 = g.reshape(-1, g.shape[-1])  # (N, out)
-        dx = (g2 @ w.T).reshape(x.shape) if self.needs_input_grad[0] else None
-        dw = x.reshape(-1, x.shape[-1]).T @ g2 if self.needs_input_grad[1] else None
+        x2 = x.reshape(-1, x.shape[-1])  # (N, in)
+        need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
+        dx = np.empty(x2.shape, dtype=np.result_type(g2, w)) if need_x else None  # (N, in)
+        dw = np.empty(w.shape, dtype=np.result_type(x2, g2)) if need_w else None  # (in, out)
+        threads = num_threads()
+        x_parts = (threads + 1) // 2 if need_w else threads  # dx gets half the threads when dW needs the rest
+        w_parts = threads - x_parts if need_x else threads
+        tasks = []
+        if need_x:
+            tasks += [partial(np.matmul, g2[part], w.T, out=dx[part]) for part in split(x2.shape[0], x_parts)]
+        if need_w:  # dW rows i = x[:, i]^T g: a block of input features per task
+            tasks += [partial(np.matmul, x2[:, part].T, g2, out=dw[part]) for part in split(w.shape[0], w_parts)]
+        _run_all(tasks, g2.size * w.shape[0])
+        dx = None if dx is None else dx.reshape(x.shape)
         if not self.has_bias:
             return dx, dw
         return dx, dw, (g2.sum(axis=0) if self.needs_input_grad[2] else None)
