@@ -15,23 +15,27 @@ from .linear import Linear
 
 
 class MLP(Module):
-    """GPT-2's feed-forward block (Radford et al. 2019): y = c_proj(gelu_tanh(c_fc(x))).
+    """GPT-2's feed-forward block (Radford et al. 2019): y = c_proj(gelu(c_fc(x))).
 
-    GELU (Hendrycks & Gimpel 2016) in its tanh approximation, as GPT-2's "gelu_new". Parameter names follow Hugging
-    Face GPT-2: c_fc.weight (dim, hidden), c_proj.weight (hidden, dim). `hidden` defaults to 4 * dim. Optional
-    dropout on the output (GPT-2's resid_pdrop). Initialisation: that of Linear.
+    GELU (Hendrycks & Gimpel 2016) in its tanh approximation by default, as GPT-2's "gelu_new"; approximate="none"
+    is the exact x Phi(x) (transformers' "gelu", torch's nn.GELU(), which nanoGPT uses). Parameter names follow
+    Hugging Face GPT-2: c_fc.weight (dim, hidden), c_proj.weight (hidden, dim). `hidden` defaults to 4 * dim.
+    Optional dropout on the output (GPT-2's resid_pdrop). Initialisation: that of Linear.
     """
 
     def __init__(self, dim: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0, rng=None,
-                 dtype=np.float32):
+                 dtype=np.float32, approximate: str = "tanh"):
+        if approximate not in ("tanh", "none"):
+            raise ValueError(f"MLP: approximate must be 'tanh' or 'none', got {approximate!r}")
         hidden = 4 * dim if hidden is None else hidden
+        self.approximate = approximate
         self.c_fc = Linear(dim, hidden, bias=bias, rng=rng, dtype=dtype)
         self.c_proj = Linear(hidden, dim, bias=bias, rng=rng, dtype=dtype)
         self.dropout = dropout
         self.rng = np.random.default_rng() if rng is None else rng
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.c_fc(x).gelu("tanh")  # (..., hidden)
+        h = self.c_fc(x).gelu(self.approximate)  # (..., hidden)
         return F.dropout(self.c_proj(h), self.dropout, training=self.training, rng=self.rng)  # (..., dim)
 
 

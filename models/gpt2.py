@@ -38,9 +38,10 @@ from tinygrad_lite.optim import AdamW
 from . import hf
 from .common import GenerateMixin, as_ids, check_cache
 
-# transformers names the tanh approximation of GELU "gelu_new" (GPT-2's original) or "gelu_pytorch_tanh" (the same
-# formula in one fused kernel); both are what the MLP layer computes.
-_TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+# transformers names the tanh approximation of GELU "gelu_new" (GPT-2's original), "gelu_pytorch_tanh" (the same
+# formula in one fused kernel) or "gelu_fast" (the same again, factored); "gelu" is the exact x Phi(x) (nanoGPT's
+# nn.GELU()). The value is the MLP layer's `approximate`.
+_GELU = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
 
 
 @dataclass
@@ -73,9 +74,9 @@ class GPT2Config:
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"GPT2Config: n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
-        if self.activation_function not in _TANH_GELU:
+        if self.activation_function not in _GELU:
             raise ValueError(f"GPT2Config: activation_function {self.activation_function!r} is not supported "
-                             f"(supported: {', '.join(_TANH_GELU)})")
+                             f"(supported: {', '.join(_GELU)})")
         # Variants of the architecture that transformers can express and this model does not implement.
         unsupported = {"scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
                        "add_cross_attention": False, "tie_word_embeddings": True}
@@ -103,7 +104,8 @@ class Block(Module):
         self.attn = MultiHeadAttention(C, config.n_head, bias=bias, dropout=config.attn_pdrop, fused_qkv=True,
                                        rng=rng, dtype=dtype)  # c_attn (C, 3C), c_proj (C, C)
         self.ln_2 = LayerNorm(C, eps=config.layer_norm_epsilon, bias=bias, dtype=dtype)
-        self.mlp = MLP(C, config.n_inner, bias=bias, dropout=config.resid_pdrop, rng=rng, dtype=dtype)
+        self.mlp = MLP(C, config.n_inner, bias=bias, dropout=config.resid_pdrop, rng=rng, dtype=dtype,
+                       approximate=_GELU[config.activation_function])
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         # is_causal aligns the mask to the last key, so with a cache the new tokens see every stored position.

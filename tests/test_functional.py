@@ -132,6 +132,28 @@ def test_linear_split_between_threads_equals_composition(rng, monkeypatch, threa
             np.testing.assert_allclose(xt.grad, np.ones((3, 7, 6)) @ w.T, rtol=1e-12)
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_gelu_exact_float32_matches_math_erf(rng, monkeypatch, threads):
+    # float32 takes a vectorised erfc (relative error 1.2e-7); compare with math.erf in float64, tails included.
+    from math import erfc, exp, pi, sqrt
+
+    monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    x = np.concatenate([np.linspace(-9, 9, 70001), rng.standard_normal(3) * 1e-20, [0.0]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    cdf = np.array([0.5 * erfc(-v / sqrt(2)) for v in x64])
+    t = Tensor(x, requires_grad=True)
+    y = t.gelu(approximate="none")
+    y.backward(np.ones_like(x))
+    assert y.dtype == np.float32 and t.grad.dtype == np.float32
+    # Relative accuracy, tails included: about 1e-6 in the bulk; in the tails the float32 rounding of x^2 / 2 inside
+    # the exp adds about (x^2 / 2) * 6e-8.
+    bulk = np.abs(x) <= 3
+    np.testing.assert_allclose(y.data[bulk], (x64 * cdf)[bulk], rtol=2e-6, atol=1e-30)
+    np.testing.assert_allclose(y.data, x64 * cdf, rtol=1.5e-5, atol=1e-30)
+    dcdf = np.array([exp(-v * v / 2) / sqrt(2 * pi) for v in x64])
+    np.testing.assert_allclose(t.grad, cdf + x64 * dcdf, rtol=0, atol=3e-7)
+
+
 def test_gelu_none_matches_erf_formula():
     from math import erf
 

@@ -127,7 +127,8 @@ def ref(tmp_path_factory):
     rng = np.random.default_rng(0)
     gpt2 = GPT2(GPT2Config(**GPT2_TINY, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0), rng=rng).eval()
     gpt2.save_pretrained(work / "gpt2_ours")
-    nobias = GPT2(GPT2Config(**GPT2_TINY, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bias=False), rng=rng).eval()
+    nobias = GPT2(GPT2Config(**GPT2_TINY, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bias=False,
+                             activation_function="gelu"), rng=rng).eval()  # nanoGPT's: no biases, exact GELU
     nobias.save_pretrained(work / "gpt2_ours_nobias")
     mix = MoEGPT(MoEConfig(**MIX_TINY, rope_theta=ROPE_THETA), rng=rng).eval()
     mix.save_pretrained(work / "mix_ours")
@@ -180,7 +181,8 @@ def test_gpt2_to_transformers_same_logits(ref):
 
 
 def test_bias_free_gpt2_to_transformers_same_logits(ref):
-    """nanoGPT-style bias=False: transformers reads the zero biases we write and computes the same logits."""
+    """nanoGPT-style bias=False and exact GELU (nn.GELU(), transformers' "gelu"): transformers reads the zero biases
+    we write and the activation from config.json, and computes the same logits."""
     work, _, _ = ref
     nobias = GPT2.from_pretrained(work / "gpt2_ours_nobias")
     logits, _ = nobias(_load(work / "gpt2_idx.npy"))

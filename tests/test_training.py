@@ -80,6 +80,7 @@ def test_reverse_task_targets():
     (["--max_iters"], "--max_iters needs a value"),
     (["--lr_decay_iters", "30"], "warmup_iters (100) must not exceed lr_decay_iters (30)"),
     (["--bias", "maybe"], "--bias: expected true or false"),
+    (["--activation", "relu"], "--activation must be gelu or gelu_new"),
 ])
 def test_bad_options_are_one_line_errors(argv, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -92,6 +93,7 @@ def test_key_equals_value_and_preset_defaults():
     assert (o.learning_rate, o.min_lr, o.beta2, o.warmup_iters, o.lr_decay_iters) == (1e-3, 1e-4, 0.99, 100, 2000)
     assert (o.weight_decay, o.grad_clip, o.eval_interval, o.eval_iters, o.dropout) == (0.1, 1.0, 250, 20, 0.0)
     assert o.max_iters == 7 and o.resume is True
+    assert (o.bias, o.activation) == (False, "gelu")  # nanoGPT's: no biases, nn.GELU()
 
 
 def test_help_lists_every_option():
@@ -201,6 +203,7 @@ def test_shakespeare_char_smoke_and_sample(tmp_path):
     rows = metrics(out)
     assert [r["iter"] for r in rows] == [0, 3, 6] and set(rows[0]) == {"iter", "train_loss", "val_loss", "lr"}
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    assert json.loads((out / "config.json").read_text())["activation_function"] == "gelu"  # nanoGPT's nn.GELU
     r = run(["sample", "--out_dir", str(out), "--prompt", "All:", "--max_new_tokens", "20", "--seed", "1"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("All:") and len(r.stdout) >= 20

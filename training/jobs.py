@@ -17,7 +17,7 @@ from .options import OptionError, TrainOptions
 
 # Options that fix the model's shape or the data: a checkpoint trained with other values cannot be resumed.
 ARCHITECTURE = ("preset", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "digits", "vocab_size", "task",
-                "n_experts", "top_k", "data", "bias")
+                "n_experts", "top_k", "data", "bias", "activation")
 
 
 class Job:
@@ -80,7 +80,8 @@ def _gpt2(opts: TrainOptions, vocab_size: int, block_size: int):
 
     config = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=opts.n_embd, n_layer=opts.n_layer,
                         n_head=opts.n_head, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
-                        attn_pdrop=opts.dropout, bias=opts.bias, bos_token_id=None, eos_token_id=None)
+                        attn_pdrop=opts.dropout, bias=opts.bias, activation_function=opts.activation,
+                        bos_token_id=None, eos_token_id=None)
     return GPT2(config, rng=np.random.default_rng(opts.seed))
 
 

@@ -31,6 +31,7 @@ class TrainOptions:
     block_size: int = 16
     dropout: float = 0.0
     bias: bool = False  # biases in the GPT's Linear and LayerNorm layers (nanoGPT's default: none)
+    activation: str = "gelu"  # the GPT-2 MLP's GELU: exact "gelu" (nanoGPT's nn.GELU) or GPT-2's tanh "gelu_new"
     n_experts: int = 4
     top_k: int = 2
     # optimisation
@@ -62,6 +63,7 @@ HELP = {
     "task": "what the moe preset learns: addition or text",
     "n_kv_head": "key/value heads of grouped-query attention (moe); 0 means n_head",
     "bias": "biases in the GPT-2 Linear/LayerNorm layers (nanoGPT's default false; saved as zeros for transformers)",
+    "activation": "GELU of the GPT-2 MLP: gelu (exact, nanoGPT's nn.GELU) or gelu_new (GPT-2's tanh form)",
     "n_experts": "experts per MoE layer",
     "top_k": "experts per token (MoE routing)",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
@@ -165,6 +167,8 @@ def validate(o: TrainOptions) -> None:
     if o.warmup_iters > o.lr_decay_iters:
         raise OptionError(f"warmup_iters ({o.warmup_iters}) must not exceed lr_decay_iters ({o.lr_decay_iters}); "
                           "set both, e.g. --warmup_iters 10 --lr_decay_iters 100")
+    if o.activation not in ("gelu", "gelu_new"):
+        raise OptionError(f"--activation must be gelu or gelu_new, got {o.activation!r}")
     if o.task not in ("addition", "text"):
         raise OptionError(f"--task must be addition or text, got {o.task!r}")
     if o.vocab_size < 257:
