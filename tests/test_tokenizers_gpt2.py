@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from array import array
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, DisallowedSpecialTokenError, RegexTokenizer, load
+from tokenizers.bpe import bpe
+from tokenizers.bpe_batch import BatchBPE
 from tokenizers.gpt2 import bytes_to_unicode
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -47,6 +50,11 @@ def gpt2():
     if not ENCODER.exists():
         pytest.skip(f"{ENCODER} not present")
     return RegexTokenizer.from_gpt2(ENCODER)
+
+
+@pytest.fixture(scope="module")
+def gpt2_batch(gpt2):
+    return BatchBPE(gpt2.byte_ids, gpt2.merges)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +107,19 @@ def test_gpt2_tinyshakespeare_count(gpt2):
 
 @needs_encoder
 def test_every_gpt2_token_encodes_to_itself(gpt2):
-    # Justifies pre-filling the chunk cache with the tokens' own text (and tiktoken's whole-piece shortcut).
-    from tokenizers.bpe import bpe
-
+    # Justifies the chunk cache's shortcut: a chunk that is a token's own text is that token (tiktoken's too).
     for i in range(0, 50256, 7):
         token = gpt2.vocab[i]
         assert bpe([gpt2.byte_ids[b] for b in token], gpt2._ranks, gpt2.merges) == [i]
+
+
+@needs_encoder
+@settings(max_examples=15, deadline=None)
+@given(chunks=st.lists(st.text(min_size=1, max_size=16), min_size=1, max_size=60))
+def test_gpt2_batch_bpe_agrees_with_one_at_a_time(gpt2, gpt2_batch, chunks):
+    data = [c.encode("utf-8", "replace") for c in chunks]
+    got = [array("I", packed).tolist() for packed in gpt2_batch.encode_packed(data)]
+    assert got == [bpe([gpt2.byte_ids[b] for b in d], gpt2._ranks, gpt2.merges) for d in data]
 
 
 @needs_encoder
@@ -198,6 +213,18 @@ def test_lone_surrogates_like_tiktoken(gpt2, tiktoken_gpt2):
 @needs_shakespeare
 def test_matches_tiktoken_on_tinyshakespeare(gpt2, tiktoken_gpt2):
     text = SHAKESPEARE.read_text(encoding="utf-8")
+    expected = tiktoken_gpt2.encode_ordinary(text)
+    gpt2._cache.reset()
+    assert gpt2.encode_ordinary(text) == expected  # fresh: 7,400 new chunks encoded together (bpe_batch.py)
+    assert gpt2.encode_ordinary(text) == expected  # cached
+
+
+@pytest.mark.ref
+@settings(max_examples=10, deadline=None)
+@given(words=st.lists(st.text(min_size=1, max_size=12), min_size=200, max_size=400))
+def test_many_new_random_chunks_match_tiktoken(gpt2, tiktoken_gpt2, words):
+    # Enough new chunks that they are encoded together: random Unicode, not only Shakespeare's English.
+    text = " ".join(words)
     assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
 
 

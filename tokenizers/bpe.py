@@ -18,7 +18,9 @@ Three implementations of the same rule live here, and tests hold them to identic
 - `bpe_heap` keeps the pairs in a heap and the tokens in a doubly linked list, so each merge costs O(log n): long
   chunks with a large merge list, or merge lists that replaying would get wrong.
 
-`merge_pair` (replace every occurrence of one pair, left to right, without overlap) is the step that training repeats.
+`bpe_batch.py` runs the same rule on thousands of chunks at once with NumPy: that is how the new chunks of a large
+text are encoded. `merge_pair` (replace every occurrence of one pair, left to right, without overlap) is the step
+that training repeats.
 """
 
 from __future__ import annotations
