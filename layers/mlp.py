@@ -12,6 +12,7 @@ import tinygrad_lite.functional as F
 from tinygrad_lite import Module, Tensor
 
 from .linear import Linear
+from .mlp_function import mlp
 
 
 class MLP(Module):
@@ -21,22 +22,29 @@ class MLP(Module):
     is the exact x Phi(x) (transformers' "gelu", torch's nn.GELU(), which nanoGPT uses). Parameter names follow
     Hugging Face GPT-2: c_fc.weight (dim, hidden), c_proj.weight (hidden, dim). `hidden` defaults to 4 * dim.
     Optional dropout on the output (GPT-2's resid_pdrop). Initialisation: that of Linear.
+
+    By default the block runs as one fused Function (layers.mlp_function, rows split between threads);
+    `fused=False` runs it as three ops (c_fc, gelu, c_proj), each visible in the graph, for stepping through.
     """
 
     def __init__(self, dim: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0, rng=None,
-                 dtype=np.float32, approximate: str = "tanh"):
+                 dtype=np.float32, approximate: str = "tanh", fused: bool = True):
         if approximate not in ("tanh", "none"):
             raise ValueError(f"MLP: approximate must be 'tanh' or 'none', got {approximate!r}")
         hidden = 4 * dim if hidden is None else hidden
-        self.approximate = approximate
+        self.approximate, self.fused = approximate, fused
         self.c_fc = Linear(dim, hidden, bias=bias, rng=rng, dtype=dtype)
         self.c_proj = Linear(hidden, dim, bias=bias, rng=rng, dtype=dtype)
         self.dropout = dropout
         self.rng = np.random.default_rng() if rng is None else rng
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.c_fc(x).gelu(self.approximate)  # (..., hidden)
-        return F.dropout(self.c_proj(h), self.dropout, training=self.training, rng=self.rng)  # (..., dim)
+        if self.fused:
+            y = mlp(x, self.c_fc.weight, self.c_proj.weight, self.c_fc.bias, self.c_proj.bias, self.approximate)
+        else:
+            h = self.c_fc(x).gelu(self.approximate)  # (..., hidden)
+            y = self.c_proj(h)  # (..., dim)
+        return F.dropout(y, self.dropout, training=self.training, rng=self.rng)
 
 
 class SwiGLU(Module):

@@ -341,6 +341,36 @@ def _gelu_tanh_backward(x, s, g, dx, tmp, part):
     dx *= g
 
 
+def gelu_forward(x: np.ndarray, approximate: str = "tanh") -> tuple:
+    """GELU of a C-contiguous array on the calling thread -> (y, saved), `saved` being what gelu_backward needs.
+    For fused ops that already split their rows between threads (layers.mlp_function); Gelu splits its own."""
+    y = np.empty_like(x)
+    if approximate == "tanh":
+        s = np.empty_like(x)
+        _gelu_tanh_forward(x.reshape(-1), y.reshape(-1), s.reshape(-1), slice(None))
+        return y, s
+    if x.dtype == np.float32:
+        cdf = np.empty_like(x)
+        _gelu_erf_f32_forward(x.reshape(-1), y.reshape(-1), cdf.reshape(-1), np.empty_like(x).reshape(-1),
+                              slice(None))
+        return y, cdf
+    cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
+    return np.multiply(x, cdf, out=y), cdf
+
+
+def gelu_backward(x: np.ndarray, saved: np.ndarray, g: np.ndarray, approximate: str = "tanh") -> np.ndarray:
+    """dL/dx of GELU from gelu_forward's `saved` and the output gradient g (all C-contiguous, one shape)."""
+    dx = np.empty(x.shape, dtype=np.result_type(x, g))
+    if approximate == "tanh":
+        _gelu_tanh_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1),
+                            np.empty_like(dx).reshape(-1), slice(None))
+    elif x.dtype == np.float32 and g.dtype == np.float32:
+        _gelu_erf_f32_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1), slice(None))
+    else:
+        np.multiply(g, saved + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x)), out=dx)
+    return dx
+
+
 class Gelu(Function):
     """Gaussian Error Linear Unit (Hendrycks & Gimpel 2016).
 
