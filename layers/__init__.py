@@ -1,9 +1,10 @@
 """Layers built on tinygrad_lite: each a Module whose math mirrors its paper, with checked gradients.
 
-linear (Linear, Embedding), norm (LayerNorm, RMSNorm), dropout, mlp (MLP, SwiGLU), positional (sinusoidal, learned,
-rotary), attention_function (scaled dot-product attention, fused and unfused), attention (MultiHeadAttention,
-GroupedQueryAttention), kv_cache (KVCache), moe (SparseMoE); threads: the small pool that splits large attention
-and MoE calls across cores (LAYERS_NUM_THREADS=1 keeps everything on the calling thread).
+linear (Linear, Embedding), norm (LayerNorm, RMSNorm), dropout, mlp (MLP, SwiGLU) and mlp_function (GPT-2's MLP
+fused), positional (sinusoidal, learned, rotary), attention_function (scaled dot-product attention, fused, unfused
+and packed), attention (MultiHeadAttention, GroupedQueryAttention), kv_cache (KVCache), moe (SparseMoE). Large calls
+split their work across cores with tinygrad_lite.threads (LAYERS_NUM_THREADS=1 keeps everything on the calling
+thread).
 """
 
 from .attention import GroupedQueryAttention, MultiHeadAttention
