@@ -465,3 +465,26 @@ def test_ref_clip_grad_norm(max_norm):
     assert total == pytest.approx(float(ttotal), rel=1e-12)
     for p, tp in zip(ours, theirs):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("opt_cls", ["SGD", "AdamW"])
+def test_step_split_between_threads_equals_one_thread(monkeypatch, opt_cls):
+    # Large models update their parameters in groups, one per thread: the result is the same, bit for bit.
+    from tinygrad_lite import Parameter, optim, threads
+
+    shapes = [(300, 200), (200,), (50, 50), (7,), (400, 100)]
+    results = []
+    for n in ("1", "3"):
+        monkeypatch.setenv("LAYERS_NUM_THREADS", n)
+        rng = np.random.default_rng(0)  # the same values for both runs
+        params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+        kw = {"momentum": 0.9} if opt_cls == "SGD" else {"weight_decay": 0.1}
+        opt = getattr(optim, opt_cls)(params, lr=0.01, **kw)
+        for step in range(3):
+            for i, p in enumerate(params):
+                p.grad = np.full(p.shape, 0.1 * (i + 1) + step, dtype=np.float32)
+            opt.step()
+        results.append([p.data.copy() for p in params])
+    assert sum(int(np.prod(s)) for s in shapes) >= threads.MIN_PARALLEL_SIZE  # big enough to be split
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

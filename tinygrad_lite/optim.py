@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from .tensor import Tensor
+from .threads import MIN_PARALLEL_SIZE, num_threads, parallel_map
 
 
 def _as_param_list(params, what: str) -> list:
@@ -52,7 +53,7 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups: list[dict] = []
         self.state: dict = {}
-        self._scratch: dict = {}  # dtype -> (2, largest parameter size) work array
+        self._scratch: dict = {}  # (dtype, thread slot) -> (2, largest parameter size) work array
         groups = _as_param_list(params, "params")
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -100,6 +101,7 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every parameter that has a gradient; parameters whose .grad is None are skipped."""
         loss = closure() if closure is not None else None
+        work = []  # (parameter array, gradient, state, hyperparameters), checked before anything changes
         for group in self.param_groups:
             hyper = self._hyper(group)
             for p in group["params"]:
@@ -112,15 +114,27 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(data)
-                self._update(data, grad, state, *self._buffers(data), **hyper)
+                work.append((data, grad, state, hyper))
+        # Parameters update independently: large models split them into groups of about equal size, one per thread
+        # (each update is a dozen NumPy passes that release the GIL), each group with scratch buffers of its own.
+        total = sum(item[0].size for item in work)
+        shares = _balanced(work, num_threads() if total >= MIN_PARALLEL_SIZE else 1)
+
+        def update(slot_items):
+            slot, items = slot_items
+            for data, grad, state, hyper in items:
+                self._update(data, grad, state, *self._buffers(data, slot), **hyper)
+
+        parallel_map(update, list(enumerate(shares)))
         return loss
 
-    def _buffers(self, data: np.ndarray):
-        """Two scratch arrays shaped like `data`, views into one work array per dtype (no allocation per step)."""
-        work = self._scratch.get(data.dtype)
+    def _buffers(self, data: np.ndarray, slot: int = 0):
+        """Two scratch arrays shaped like `data`, views into one work array per dtype and thread (no allocation per
+        step)."""
+        work = self._scratch.get((data.dtype, slot))
         if work is None:
             biggest = max(p.data.size for g in self.param_groups for p in g["params"] if p.data.dtype == data.dtype)
-            work = self._scratch[data.dtype] = np.empty((2, biggest), dtype=data.dtype)
+            work = self._scratch[(data.dtype, slot)] = np.empty((2, biggest), dtype=data.dtype)
         n = data.size
         return work[0, :n].reshape(data.shape), work[1, :n].reshape(data.shape)
 
@@ -321,6 +335,18 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _balanced(items: list, parts: int) -> list:
+    """items cut into at most `parts` lists of about equal total size (largest first, each to the lightest list)."""
+    if parts <= 1 or len(items) <= 1:
+        return [items]
+    shares, sizes = [[] for _ in range(min(parts, len(items)))], [0] * min(parts, len(items))
+    for item in sorted(items, key=lambda it: -it[0].size):
+        i = sizes.index(min(sizes))
+        shares[i].append(item)
+        sizes[i] += item[0].size
+    return shares
 
 
 # ----------------------------------------------------------------- gradient clipping
