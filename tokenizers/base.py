@@ -46,41 +46,53 @@ class DisallowedSpecialTokenError(ValueError):
 class ChunkCache(dict):
     """chunk -> its ids packed as machine integers (array "I" bytes), and the lookup of all the chunks of a text.
 
-    Text repeats itself: tinyshakespeare has 298,000 GPT-2 chunks but only 15,000 distinct ones. So `lookup` maps
+    Text repeats itself: tinyshakespeare has 298,000 GPT-2 chunks but only 15,000 distinct ones. So `packed_ids` maps
     the chunks through this dict, `map(cache.__getitem__, chunks)`, which serves the repeated ones at C speed and
     calls Python (`__missing__`) only for new ones. Packed ids let one `b"".join` concatenate them all, where
     extending a list id by id would cost more than the lookups themselves.
 
-    A new chunk that is a token (its text is in `tokens`) encodes to that token. The others need BPE, and rather than
-    running it one chunk at a time, `__missing__` gives each of them an empty bytearray for now and notes it. After
-    the pass, `encode_many` encodes all the noted chunks at once (a NumPy batch when there are many) and each
-    bytearray is filled in place. That completes the list of parts without a second pass over the text; the cache
-    then keeps the ids as bytes.
+    A new chunk that is a token (its text is in `tokens`) encodes to that token. The others need BPE. In a long text,
+    rather than running it one chunk at a time, `__missing__` gives each of them an empty bytearray for now and
+    notes it. After the pass, `encode_many` encodes all the noted chunks at once (a NumPy batch when there are many)
+    and each bytearray is filled in place. That completes the list of parts without a second pass over the text; the
+    cache then keeps the ids as bytes. A text of fewer than BATCH_MIN chunks cannot have that many new ones, so its
+    new chunks are encoded on the spot.
 
     `tokens` is kept apart rather than copied in, because a smaller dict is faster to look up: a text uses a few
     thousand of GPT-2's 50,000 tokens, and the lookups run about a third faster in a dict of tinyshakespeare's
     15,000 chunks than in one that also holds the whole vocabulary.
     """
 
-    __slots__ = ("tokens", "encode_many", "_waiting", "_lock")  # attributes a little faster to reach than in a __dict__
+    __slots__ = ("tokens", "encode_one", "encode_many", "_waiting", "_lock")  # faster to reach than a __dict__
 
-    def __init__(self, tokens: dict[str, bytes], encode_many: Callable[[list[str]], list[bytes]]) -> None:
+    def __init__(
+        self,
+        tokens: dict[str, bytes],
+        encode_one: Callable[[str], bytes],
+        encode_many: Callable[[list[str]], list[bytes]],
+    ) -> None:
         super().__init__()
         self.tokens = tokens
+        self.encode_one = encode_one
         self.encode_many = encode_many
-        self._waiting: dict[str, bytearray] = {}  # during a lookup: the new chunks that need BPE, and their entries
+        self._waiting: dict[str, bytearray] | None = None  # during a long lookup: new chunks that need BPE, entries
         self._lock = threading.Lock()  # one lookup at a time, since the waiting entries belong to it
 
     def __missing__(self, chunk: str) -> bytes | bytearray:
         packed = self.tokens.get(chunk)
         if packed is None:
-            packed = self._waiting[chunk] = bytearray()
+            if self._waiting is None:
+                packed = self.encode_one(chunk)
+            else:
+                packed = self._waiting[chunk] = bytearray()
         self[chunk] = packed
         return packed
 
-    def lookup(self, chunks: list[str]) -> list[bytes | bytearray]:
-        """The packed ids of each chunk, new chunks included."""
+    def packed_ids(self, chunks: list[str]) -> bytes:
+        """The ids of all the chunks, one after the other, packed; new chunks are encoded and cached."""
         with self._lock:
+            if len(chunks) < BATCH_MIN:
+                return b"".join(map(self.__getitem__, chunks))
             waiting = self._waiting = {}
             try:
                 parts = list(map(self.__getitem__, chunks))
@@ -94,7 +106,9 @@ class ChunkCache(dict):
                 for chunk in waiting:  # an empty entry must not outlive the lookup that made it
                     self.pop(chunk, None)
                 raise
-            return parts
+            finally:
+                self._waiting = None
+            return b"".join(parts)
 
     def reset(self) -> None:
         """Forget every chunk seen so far (a freshly loaded tokenizer)."""
@@ -102,7 +116,7 @@ class ChunkCache(dict):
 
     def __reduce__(self):
         # For copy.deepcopy and pickle (worker processes): the entries and a new lock, which cannot be copied.
-        return self.__class__, (self.tokens, self.encode_many), None, None, iter(self.items())
+        return self.__class__, (self.tokens, self.encode_one, self.encode_many), None, None, iter(self.items())
 
 
 class Tokenizer:
@@ -160,7 +174,7 @@ class Tokenizer:
             tokens[text] = array("I", [i]).tobytes()
         for text in shared:
             del tokens[text]
-        self._cache = ChunkCache(tokens, self._encode_many)
+        self._cache = ChunkCache(tokens, self._encode_packed, self._encode_many)
         self._batch = None  # the BatchBPE for these merges, made when a text first needs it
 
     def register_special_tokens(self, special_tokens: dict[str, int]) -> None:
@@ -266,7 +280,7 @@ class Tokenizer:
         if len(cache) > CACHE_LIMIT:
             cache.reset()
         try:
-            packed = array("I", b"".join(cache.lookup(self._split(text))))
+            packed = array("I", cache.packed_ids(self._split(text)))
         except UnicodeEncodeError:
             return self.encode_ordinary(replace_surrogates(text))
         return packed.tolist()
