@@ -65,8 +65,9 @@ def test_layer_norm_equals_composition(rng, shape):
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_layer_norm_split_between_threads_equals_composition(rng, monkeypatch, threads):
-    # 3 x 1111 rows of 61: large enough to be cut into blocks of rows (tinygrad_lite.threads.MIN_PARALLEL_SIZE).
+    # 3 x 1111 rows of 61, cut into blocks of rows (the threshold lowered so that a small input is split too).
     monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    monkeypatch.setattr(F, "LAYER_NORM_MIN_PARALLEL", 0)
     x, w, b = rng.standard_normal((3, 1111, 61)) * 3 + 1, rng.standard_normal(61), rng.standard_normal(61)
     _assert_same(lambda x, w, b: F.layer_norm(x, w, b), lambda x, w, b: composed_layer_norm(x, w, b), [x, w, b])
     _assert_same(lambda x: F.layer_norm(x), lambda x: composed_layer_norm(x), [x])
