@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .bpe import Pair
 
@@ -65,14 +65,15 @@ def _merge_word(word: str, a: int, b: int, new_id: int, removed: list[Pair], add
 
 
 def train_fast(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes] | Mapping[bytes, int],
     num_merges: int,
     on_merge: Callable[[int, Pair, int, int], None] | None = None,
 ) -> dict[Pair, int]:
-    """Learn up to `num_merges` merges from byte chunks; identical output to `train_reference`."""
+    """Learn up to `num_merges` merges from byte chunks (an iterable, or a mapping chunk -> count); identical output
+    to `train_reference` on the same chunks."""
     if 256 + num_merges > 0x110000:
         raise ValueError("a word stores ids as characters, so at most 1,114,112 ids are possible")
-    word_counts = Counter(chunks)
+    word_counts = chunks if isinstance(chunks, Mapping) else Counter(chunks)
     weights = list(word_counts.values())
     counts: dict[Pair, int] = defaultdict(int)
     where: dict[Pair, set[int]] = defaultdict(set)  # pair -> words that contain it (may over-approximate)
@@ -82,7 +83,6 @@ def train_fast(
             where[pair].add(w)
     # latin-1 maps byte value k to chr(k): the byte tokens' ids are their values.
     words = [chunk.decode("latin-1") for chunk in word_counts]
-    del word_counts
     heap = [(-c, p) for p, c in counts.items()]
     heapq.heapify(heap)
 
