@@ -26,7 +26,6 @@ import numpy as np
 
 import tinygrad_lite.functional as F
 from tinygrad_lite import Function, Tensor
-
 from tinygrad_lite.threads import num_threads, parallel_map, split
 
 _causal_cache: dict = {}

@@ -30,10 +30,10 @@ import math
 import numpy as np
 
 from tinygrad_lite import Function, Module, Tensor
+from tinygrad_lite.threads import num_threads, parallel_map
 
 from .linear import Linear
 from .mlp import SwiGLU
-from tinygrad_lite.threads import num_threads, parallel_map
 
 ROUTERS = ("softmax_topk", "topk_softmax")
 

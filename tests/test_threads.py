@@ -52,7 +52,7 @@ def test_parallel_chunks_writes_every_element_once(monkeypatch):
     for size in (5, threads.MIN_PARALLEL_SIZE + 3):
         out = np.zeros(size, dtype=np.int64)
 
-        def fill(sl):
+        def fill(sl, out=out, size=size):
             out[sl] += np.arange(size)[sl]
 
         threads.parallel_chunks(fill, size)
