@@ -74,3 +74,16 @@ def test_blas_runs_one_thread_per_part_inside_a_parallel_map(monkeypatch):
         assert inside == [1, 1] and get_threads() == 2
     finally:
         set_threads(before)
+
+
+def test_ctrl_c_during_a_map_leaves_a_working_pool(monkeypatch):
+    monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
+
+    def interrupted(i):
+        if i == 0:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the calling thread
+        return i
+
+    with pytest.raises(KeyboardInterrupt):
+        threads.parallel_map(interrupted, [0, 1])
+    assert threads.parallel_map(lambda i: 2 * i, [1, 2, 3, 4]) == [2, 4, 6, 8]

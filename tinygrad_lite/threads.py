@@ -160,6 +160,12 @@ def parallel_map(fn, items: list) -> list:
             for start in range(0, len(items), threads):  # at most one item per thread at a time
                 out += pool.map(fn, items[start:start + threads])
         return out
+    except BaseException as e:
+        if not isinstance(e, Exception):
+            # Ctrl-C (KeyboardInterrupt) may have cut the wait for the workers short, leaving a hand-off unmatched:
+            # drop this pool (its threads finish their part and sleep forever) and start a fresh one next time.
+            _pool = None
+        raise
     finally:
         pool.busy.release()
 
