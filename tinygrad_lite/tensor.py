@@ -20,6 +20,7 @@ from . import autograd as _autograd
 from . import function as _function
 from .function import is_grad_enabled
 from .ops import elementwise as E
+from .ops import gelu as G
 from .ops import matmul as M
 from .ops import movement as V
 from .ops import reduce as R
@@ -334,7 +335,7 @@ class Tensor:
     def gelu(self, approximate: str = "tanh"):
         if approximate not in ("tanh", "none"):
             raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
-        return E.Gelu.apply(self, approximate=approximate)
+        return G.Gelu.apply(self, approximate=approximate)
 
     def softmax(self, axis: int = -1):
         return R.Softmax.apply(self, axis=axis)

@@ -1,0 +1,189 @@
+"""GELU, the Gaussian Error Linear Unit (Hendrycks & Gimpel 2016): x * Phi(x), exact or in GPT-2's tanh form.
+
+It runs on the (B, T, 4C) activations of every GPT-2 MLP, the largest elementwise work of a training step, so the
+kernels below are in-place passes over flat buffers, split between the threads of tinygrad_lite.threads by `Gelu`
+(NumPy releases the GIL inside each pass), and reused one block of rows at a time by the fused MLP
+(layers/mlp_function.py) through `gelu_forward` / `gelu_backward`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+
+from ..function import Function
+from ..threads import parallel_chunks
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Exact erf elementwise (NumPy has none): math.erf per element, slow; gelu(approximate='none') uses it for
+    every dtype but float32, which has the vectorised normal_cdf_f32 below."""
+    return np.asarray(_erf(x), dtype=x.dtype)  # asarray: on a 0-d input frompyfunc returns a bare float
+
+
+# erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0, with P a Chebyshev fit of degree 9 whose relative error is
+# below 1.2e-7 for every z >= 0 (Press et al., Numerical Recipes, 2nd ed., 6.2 "erfcc"): as good as float32 can hold,
+# tails included, with a single exp. Coefficients of t^0 .. t^9:
+_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+           -0.82215223, 0.17087277)
+
+
+def _normal_cdf_f32(x, cdf, tmp, part):
+    """Phi(x) = 0.5 erfc(-x / sqrt 2) into cdf, for float32 flat arrays, elements `part` (tmp: scratch)."""
+    x, cdf, tmp = x[part], cdf[part], tmp[part]
+    z = np.abs(x, out=tmp)
+    z *= _INV_SQRT_2  # |x| / sqrt 2
+    t = np.multiply(z, 0.5, out=cdf)
+    t += 1.0
+    np.reciprocal(t, out=t)  # t = 1 / (1 + z/2)
+    np.multiply(z, z, out=z)
+    np.negative(z, out=z)  # -z^2
+    p = np.full_like(t, _ERFC_P[-1])
+    for c in reversed(_ERFC_P[:-1]):  # Horner: P(t)
+        p *= t
+        p += c
+    z += p
+    with np.errstate(under="ignore"):  # far tails: exp underflows to 0, the correctly rounded 0.5 erfc
+        np.exp(z, out=z)
+    z *= t
+    z *= 0.5  # q = 0.5 erfc(|x| / sqrt 2) = Phi(-|x|)
+    np.subtract(1.0, z, out=cdf)
+    np.copyto(cdf, z, where=x < 0)  # Phi(x) = 1 - q for x >= 0, q for x < 0
+
+
+def _gelu_erf_f32_forward(x, y, cdf, tmp, part):
+    _normal_cdf_f32(x, cdf, tmp, part)
+    np.multiply(x[part], cdf[part], out=y[part])
+
+
+def _gelu_erf_f32_backward(x, cdf, g, dx, part):
+    """dx = g (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)."""
+    x, cdf, g, dx = x[part], cdf[part], g[part], dx[part]
+    np.multiply(x, x, out=dx)
+    dx *= -0.5
+    with np.errstate(under="ignore"):
+        np.exp(dx, out=dx)
+    dx *= _INV_SQRT_2PI
+    dx *= x
+    dx += cdf
+    dx *= g
+
+
+def _gelu_tanh_forward(x, y, s, part):
+    """y = 0.5 x (1 + tanh u) = x sigmoid(2u), u = sqrt(2/pi) (x + a x^3), on flat arrays, elements `part` only.
+
+    The sigmoid form needs one exp where the tanh form needs a tanh, which NumPy computes about 2.5x slower in float32
+    (no vectorised tanh without AVX-512). s keeps sigmoid(2u) for the backward.
+    """
+    x, y, s = x[part], y[part], s[part]
+    np.multiply(x, x, out=s)
+    s *= -2.0 * _GELU_A * _SQRT_2_OVER_PI
+    s -= 2.0 * _SQRT_2_OVER_PI
+    s *= x  # -2u
+    with np.errstate(over="ignore"):  # x below about -10 (float32): exp = inf, sigmoid exactly 0, the right limit
+        np.exp(s, out=s)
+    s += 1.0
+    np.reciprocal(s, out=s)  # sigmoid(2u)
+    np.multiply(x, s, out=y)
+
+
+def _gelu_tanh_backward(x, s, g, dx, tmp, part):
+    """dx = g (s + x s (1 - s) 2 du/dx), s = sigmoid(2u), du/dx = sqrt(2/pi) (1 + 3 a x^2); flat, elements `part`."""
+    x, s, g, dx, tmp = x[part], s[part], g[part], dx[part], tmp[part]
+    np.multiply(x, x, out=dx)
+    dx *= 6.0 * _GELU_A * _SQRT_2_OVER_PI
+    dx += 2.0 * _SQRT_2_OVER_PI
+    dx *= x  # 2 x du/dx
+    np.subtract(1.0, s, out=tmp)
+    tmp *= s  # s (1 - s), the derivative of the sigmoid
+    dx *= tmp
+    dx += s
+    dx *= g
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "tanh") -> tuple:
+    """GELU of a C-contiguous array on the calling thread -> (y, saved), `saved` being what gelu_backward needs.
+    For fused ops that already split their rows between threads (layers.mlp_function); Gelu splits its own."""
+    y = np.empty_like(x)
+    if approximate == "tanh":
+        s = np.empty_like(x)
+        _gelu_tanh_forward(x.reshape(-1), y.reshape(-1), s.reshape(-1), slice(None))
+        return y, s
+    if x.dtype == np.float32:
+        cdf = np.empty_like(x)
+        _gelu_erf_f32_forward(x.reshape(-1), y.reshape(-1), cdf.reshape(-1), np.empty_like(x).reshape(-1),
+                              slice(None))
+        return y, cdf
+    cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
+    return np.multiply(x, cdf, out=y), cdf
+
+
+def gelu_backward(x: np.ndarray, saved: np.ndarray, g: np.ndarray, approximate: str = "tanh") -> np.ndarray:
+    """dL/dx of GELU from gelu_forward's `saved` and the output gradient g (all C-contiguous, one shape)."""
+    dx = np.empty(x.shape, dtype=np.result_type(x, g))
+    if approximate == "tanh":
+        _gelu_tanh_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1),
+                            np.empty_like(dx).reshape(-1), slice(None))
+    elif x.dtype == np.float32 and g.dtype == np.float32:
+        _gelu_erf_f32_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1), slice(None))
+    else:
+        np.multiply(g, saved + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x)), out=dx)
+    return dx
+
+
+class Gelu(Function):
+    """Gaussian Error Linear Unit (Hendrycks & Gimpel 2016).
+
+    "none": x * Phi(x) with Phi the normal CDF, 0.5 (1 + erf(x / sqrt 2)); d/dx = Phi(x) + x phi(x). Exact erf
+            (math.erf) in float64; in float32 a vectorised erfc good to 1.2e-7 relative (see _ERFC_P).
+    "tanh": 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), GPT-2's "gelu_new". Since
+            0.5 (1 + tanh u) = sigmoid(2u), y = x s with s = sigmoid(2u) and d/dx = s + x s (1 - s) 2 du/dx.
+    """
+
+    # The tanh form runs on the (B, T, 4C) activations of every GPT-2 MLP, the largest elementwise work of a training
+    # step: it is written as in-place passes over flat buffers, split between the threads of tinygrad_lite.threads
+    # (NumPy releases the GIL inside each pass).
+
+    def forward(self, x, approximate="tanh"):
+        self.approximate = approximate
+        if approximate == "tanh":
+            x = x if x.flags.c_contiguous else x.copy()  # flat views below; not ascontiguousarray: 0-d stays 0-d
+            y, s = np.empty_like(x), np.empty_like(x)
+            parallel_chunks(partial(_gelu_tanh_forward, x.reshape(-1), y.reshape(-1), s.reshape(-1)), x.size)
+            self.x, self.s = x, s
+            return y
+        if x.dtype == np.float32:
+            x = x if x.flags.c_contiguous else x.copy()
+            y, cdf, tmp = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+            flat = [a.reshape(-1) for a in (x, y, cdf, tmp)]
+            parallel_chunks(partial(_gelu_erf_f32_forward, *flat), x.size)
+            self.x, self.cdf = x, cdf
+            return y
+        self.x = x
+        self.cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        if self.approximate == "tanh":
+            g = g if g.flags.c_contiguous else g.copy()
+            dx, tmp = np.empty_like(x), np.empty_like(x)
+            flat = [a.reshape(-1) for a in (x, self.s, g, dx, tmp)]
+            parallel_chunks(partial(_gelu_tanh_backward, *flat), x.size)
+            return dx
+        if x.dtype == np.float32 and g.dtype == np.float32:
+            g = g if g.flags.c_contiguous else g.copy()
+            dx = np.empty_like(x)
+            flat = [a.reshape(-1) for a in (x, self.cdf, g, dx)]
+            parallel_chunks(partial(_gelu_erf_f32_backward, *flat), x.size)
+            return dx
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        return g * (self.cdf + x * pdf)
