@@ -2,7 +2,8 @@
 
 NumPy runs every ufunc on one core, and OpenBLAS runs the many small matrix products of batched attention on one
 core each as well. Both release Python's GIL while they work, so handing halves of an array to two Python threads
-keeps two cores busy: the fused GELU and the attention layers split their work this way.
+keeps two cores busy. Linear (by rows; dx beside dW), GELU, LayerNorm, attention, the fused MLP, SparseMoE and
+AdamW split their work this way.
 
 The pool is minimal on purpose: the calling thread runs the first part itself and each worker gets one part through
 a semaphore, a round trip of about 25 µs against about 80 µs for concurrent.futures. Parts run in parallel only from
