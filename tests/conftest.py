@@ -31,3 +31,28 @@ def shared_data():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# ----- tokenizers trained on _tokenizer_samples.SAMPLE, shared by the tokenizer test files (module-scoped: a few ms)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from _tokenizer_samples import SAMPLE
+
+    from tokenizers import RegexTokenizer
+
+    tok = RegexTokenizer()
+    tok.train(SAMPLE * 3, 256 + 60)
+    return tok
+
+
+@pytest.fixture(scope="module")
+def trained_basic():
+    from _tokenizer_samples import SAMPLE
+
+    from tokenizers import BasicTokenizer
+
+    tok = BasicTokenizer()
+    tok.train(SAMPLE, 256 + 40)
+    return tok
