@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's <malloc.h>
 MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit (HEAP_MAX_SIZE / 2)
@@ -25,12 +24,20 @@ TRIM_THRESHOLD = 1 << 30
 _applied: bool | None = None
 
 
+def _is_glibc() -> bool:
+    """True under glibc (os.confstr answers in microseconds; platform.libc_ver() reads the executable, ~5 ms)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows) or no such name (musl, macOS)
+        return False
+
+
 def keep_freed_memory() -> bool:
     """Set glibc's malloc thresholds as described above; True if they are in effect."""
     global _applied
     if _applied is None:
         _applied = False
-        if os.environ.get("TINYGRAD_LITE_KEEP_MEMORY", "1") != "0" and platform.libc_ver()[0] == "glibc":
+        if os.environ.get("TINYGRAD_LITE_KEEP_MEMORY", "1") != "0" and _is_glibc():
             try:
                 mallopt = ctypes.CDLL(None).mallopt
             except (OSError, AttributeError):
