@@ -189,27 +189,35 @@ def test_bias_free_gpt2_to_transformers_same_logits(ref):
     np.testing.assert_allclose(_load(work / "gpt2_hf_on_ours_nobias_logits.npy"), logits.data, atol=1e-4, rtol=0)
 
 
-def test_gpt2_adamw_steps_match_torch(ref):
-    work, _, _ = ref
-    model = GPT2.from_pretrained(work / "gpt2_ours").train()
-    expected = _load(work / "gpt2_train.npz")
-    idx, tgt = _load(work / "gpt2_idx.npy"), _load(work / "gpt2_tgt.npy")
+def _adamw_steps_match(model, work, prefix: str, ours_grad_of) -> None:
+    """STEPS AdamW steps of `model` on the saved batch: first gradients and every loss equal torch's.
+
+    ours_grad_of(torch name, expected gradient) -> (our gradient, expected in our layout).
+    """
+    expected = _load(work / f"{prefix}_train.npz")
+    idx, tgt = _load(work / f"{prefix}_idx.npy"), _load(work / f"{prefix}_tgt.npy")
     opt = model.configure_optimizer(weight_decay=WD, learning_rate=LR, betas=BETAS)
-    params = dict(model.named_parameters())
     losses = []
     for step in range(STEPS):
         _, loss = model(idx, tgt)
         opt.zero_grad()
         loss.backward()
         if step == 0:
-            assert set(params) == set(expected.files) - {"losses"}
-            for name, p in params.items():
-                g = expected[name]
-                np.testing.assert_allclose(p.grad, g, atol=1e-5 * np.abs(g).max() + 1e-8, rtol=1e-3, err_msg=name)
+            for name in set(expected.files) - {"losses"}:
+                ours, g = ours_grad_of(name, expected[name])
+                np.testing.assert_allclose(ours, g, atol=1e-5 * np.abs(g).max() + 1e-8, rtol=1e-3, err_msg=name)
         opt.step()
         losses.append(loss.item())
     np.testing.assert_allclose(losses, expected["losses"], rtol=1e-5, atol=0)
     assert losses[-1] < losses[0] - 0.1  # and it did learn something
+
+
+def test_gpt2_adamw_steps_match_torch(ref):
+    work, _, _ = ref
+    model = GPT2.from_pretrained(work / "gpt2_ours").train()
+    params = dict(model.named_parameters())
+    assert set(params) == set(_load(work / "gpt2_train.npz").files) - {"losses"}  # every gradient is compared
+    _adamw_steps_match(model, work, "gpt2", lambda name, g: (params[name].grad, g))
 
 
 # --------------------------------------------------------------------------------------------- Mixtral
@@ -232,24 +240,12 @@ def test_mixtral_to_transformers_same_logits(ref):
 def test_mixtral_adamw_steps_match_torch(ref):
     work, _, _ = ref
     model = MoEGPT.from_pretrained(work / "mix_ours").train()
-    expected = _load(work / "mix_train.npz")
-    idx, tgt = _load(work / "mix_idx.npy"), _load(work / "mix_tgt.npy")
-    opt = model.configure_optimizer(weight_decay=WD, learning_rate=LR, betas=BETAS)
     params = dict(model.named_parameters())
     # transformers 5 keeps the router as `mlp.gate`; its checkpoints (and ours) say `block_sparse_moe.gate`
     ours_name = {"model.layers.1.mlp.gate.weight": "model.layers.1.block_sparse_moe.gate.weight"}
-    losses = []
-    for step in range(STEPS):
-        _, loss = model(idx, tgt)
-        opt.zero_grad()
-        loss.backward()
-        if step == 0:
-            for name in set(expected.files) - {"losses"}:
-                p = params[ours_name.get(name, name)]
-                g = expected[name]
-                g = g.T if p.ndim == 2 and "embed_tokens" not in name else g  # torch nn.Linear is (out, in)
-                np.testing.assert_allclose(p.grad, g, atol=1e-5 * np.abs(g).max() + 1e-8, rtol=1e-3, err_msg=name)
-        opt.step()
-        losses.append(loss.item())
-    np.testing.assert_allclose(losses, expected["losses"], rtol=1e-5, atol=0)
-    assert losses[-1] < losses[0] - 0.1
+
+    def grad_of(name, g):
+        p = params[ours_name.get(name, name)]
+        return p.grad, (g.T if p.ndim == 2 and "embed_tokens" not in name else g)  # torch nn.Linear is (out, in)
+
+    _adamw_steps_match(model, work, "mix", grad_of)
