@@ -1,9 +1,9 @@
 """GELU, the Gaussian Error Linear Unit (Hendrycks & Gimpel 2016): x * Phi(x), exact or in GPT-2's tanh form.
 
 It runs on the (B, T, 4C) activations of every GPT-2 MLP, the largest elementwise work of a training step, so the
-kernels below are in-place passes over flat buffers, split between the threads of tinygrad_lite.threads by `Gelu`
-(NumPy releases the GIL inside each pass), and reused one block of rows at a time by the fused MLP
-(layers/mlp_function.py) through `gelu_forward` / `gelu_backward`.
+kernels below are in-place passes over flat buffers, which `gelu_forward` / `gelu_backward` split between the
+threads of tinygrad_lite.threads (NumPy releases the GIL inside each pass). The `Gelu` op and the fused MLP
+(layers/mlp_function.py, one block of rows per thread, where they run on the calling thread) both call those two.
 """
 
 from __future__ import annotations
@@ -109,31 +109,38 @@ def _gelu_tanh_backward(x, s, g, dx, tmp, part):
     dx *= g
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else a.copy()  # flat views below; not ascontiguousarray: 0-d stays 0-d
+
+
 def gelu_forward(x: np.ndarray, approximate: str = "tanh") -> tuple:
-    """GELU of a C-contiguous array on the calling thread -> (y, saved), `saved` being what gelu_backward needs.
-    For fused ops that already split their rows between threads (layers.mlp_function); Gelu splits its own."""
+    """GELU of x -> (y, saved), `saved` being what gelu_backward needs. Large arrays are cut into one flat piece per
+    thread; called from inside a pool map (the fused MLP's blocks of rows) it runs on the calling thread."""
+    x = _contiguous(x)
     y = np.empty_like(x)
     if approximate == "tanh":
         s = np.empty_like(x)
-        _gelu_tanh_forward(x.reshape(-1), y.reshape(-1), s.reshape(-1), slice(None))
+        parallel_chunks(partial(_gelu_tanh_forward, x.reshape(-1), y.reshape(-1), s.reshape(-1)), x.size)
         return y, s
     if x.dtype == np.float32:
-        cdf = np.empty_like(x)
-        _gelu_erf_f32_forward(x.reshape(-1), y.reshape(-1), cdf.reshape(-1), np.empty_like(x).reshape(-1),
-                              slice(None))
+        cdf, tmp = np.empty_like(x), np.empty_like(x)
+        flat = [a.reshape(-1) for a in (x, y, cdf, tmp)]
+        parallel_chunks(partial(_gelu_erf_f32_forward, *flat), x.size)
         return y, cdf
     cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
     return np.multiply(x, cdf, out=y), cdf
 
 
 def gelu_backward(x: np.ndarray, saved: np.ndarray, g: np.ndarray, approximate: str = "tanh") -> np.ndarray:
-    """dL/dx of GELU from gelu_forward's `saved` and the output gradient g (all C-contiguous, one shape)."""
+    """dL/dx of GELU from gelu_forward's x (C-contiguous) and `saved`, and the output gradient g (same shape)."""
+    g = _contiguous(g)
     dx = np.empty(x.shape, dtype=np.result_type(x, g))
     if approximate == "tanh":
-        _gelu_tanh_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1),
-                            np.empty_like(dx).reshape(-1), slice(None))
+        flat = [a.reshape(-1) for a in (x, saved, g, dx, np.empty_like(dx))]
+        parallel_chunks(partial(_gelu_tanh_backward, *flat), x.size)
     elif x.dtype == np.float32 and g.dtype == np.float32:
-        _gelu_erf_f32_backward(x.reshape(-1), saved.reshape(-1), g.reshape(-1), dx.reshape(-1), slice(None))
+        flat = [a.reshape(-1) for a in (x, saved, g, dx)]
+        parallel_chunks(partial(_gelu_erf_f32_backward, *flat), x.size)
     else:
         np.multiply(g, saved + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x)), out=dx)
     return dx
@@ -148,42 +155,10 @@ class Gelu(Function):
             0.5 (1 + tanh u) = sigmoid(2u), y = x s with s = sigmoid(2u) and d/dx = s + x s (1 - s) 2 du/dx.
     """
 
-    # The tanh form runs on the (B, T, 4C) activations of every GPT-2 MLP, the largest elementwise work of a training
-    # step: it is written as in-place passes over flat buffers, split between the threads of tinygrad_lite.threads
-    # (NumPy releases the GIL inside each pass).
-
     def forward(self, x, approximate="tanh"):
-        self.approximate = approximate
-        if approximate == "tanh":
-            x = x if x.flags.c_contiguous else x.copy()  # flat views below; not ascontiguousarray: 0-d stays 0-d
-            y, s = np.empty_like(x), np.empty_like(x)
-            parallel_chunks(partial(_gelu_tanh_forward, x.reshape(-1), y.reshape(-1), s.reshape(-1)), x.size)
-            self.x, self.s = x, s
-            return y
-        if x.dtype == np.float32:
-            x = x if x.flags.c_contiguous else x.copy()
-            y, cdf, tmp = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-            flat = [a.reshape(-1) for a in (x, y, cdf, tmp)]
-            parallel_chunks(partial(_gelu_erf_f32_forward, *flat), x.size)
-            self.x, self.cdf = x, cdf
-            return y
-        self.x = x
-        self.cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
-        return x * self.cdf
+        self.x, self.approximate = _contiguous(x), approximate
+        y, self.saved = gelu_forward(self.x, approximate)
+        return y
 
     def backward(self, g):
-        x = self.x
-        if self.approximate == "tanh":
-            g = g if g.flags.c_contiguous else g.copy()
-            dx, tmp = np.empty_like(x), np.empty_like(x)
-            flat = [a.reshape(-1) for a in (x, self.s, g, dx, tmp)]
-            parallel_chunks(partial(_gelu_tanh_backward, *flat), x.size)
-            return dx
-        if x.dtype == np.float32 and g.dtype == np.float32:
-            g = g if g.flags.c_contiguous else g.copy()
-            dx = np.empty_like(x)
-            flat = [a.reshape(-1) for a in (x, self.cdf, g, dx)]
-            parallel_chunks(partial(_gelu_erf_f32_backward, *flat), x.size)
-            return dx
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return g * (self.cdf + x * pdf)
+        return gelu_backward(self.x, self.saved, g, self.approximate)
