@@ -47,5 +47,8 @@ def test_repeated_steps_reuse_memory_instead_of_faulting_in_fresh_pages():
 
 
 def test_keep_freed_memory_reports_its_state():
-    assert memory.keep_freed_memory() in (True, False)
-    assert memory.keep_freed_memory() == memory.keep_freed_memory()  # applied once, same answer after
+    # In effect exactly under glibc, unless switched off; the same answer on every call (applied once, at import).
+    expected = memory._is_glibc() and os.environ.get("TINYGRAD_LITE_KEEP_MEMORY", "1") != "0"
+    assert memory.keep_freed_memory() is expected
+    assert memory.keep_freed_memory() is expected
+    assert memory._is_glibc() == (platform.libc_ver()[0] == "glibc")  # the quick check agrees with the slow one
