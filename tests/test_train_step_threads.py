@@ -9,7 +9,7 @@ import pytest
 import tinygrad_lite.functional as F
 from layers import attention_function
 from models import GPT2, GPT2Config
-from tinygrad_lite import optim, threads
+from tinygrad_lite import threads
 from tinygrad_lite.optim import clip_grad_norm_
 
 
@@ -21,7 +21,6 @@ def one_step(threads_env: str, monkeypatch, bias: bool, activation: str):
     monkeypatch.setattr(F, "LAYER_NORM_MIN_PARALLEL", 0)
     monkeypatch.setattr(attention_function, "PARALLEL_MIN_SCORES", 0)
     monkeypatch.setattr(threads, "MIN_PARALLEL_SIZE", 0)
-    monkeypatch.setattr(optim, "MIN_PARALLEL_SIZE", 0)
     config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=97, n_positions=16, resid_pdrop=0.0,
                         embd_pdrop=0.0, attn_pdrop=0.0, bias=bias, activation_function=activation)
     model = GPT2(config, rng=np.random.default_rng(0)).train()

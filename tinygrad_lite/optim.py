@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 
+from . import threads
 from .tensor import Tensor
-from .threads import MIN_PARALLEL_SIZE, num_threads, parallel_map
+from .threads import num_threads, parallel_map
 
 
 def _as_param_list(params, what: str) -> list:
@@ -118,7 +119,7 @@ class Optimizer:
         # Parameters update independently: large models split them into groups of about equal size, one per thread
         # (each update is a dozen NumPy passes that release the GIL), each group with scratch buffers of its own.
         total = sum(item[0].size for item in work)
-        shares = _balanced(work, num_threads() if total >= MIN_PARALLEL_SIZE else 1)
+        shares = _balanced(work, num_threads() if total >= threads.MIN_PARALLEL_SIZE else 1)
 
         def update(slot_items):
             slot, items = slot_items
