@@ -3,7 +3,8 @@
     python benchmarks/layers.py [--repeat 30] [--quick] [--pause 0.02]
 
 Attention: our fused scaled_dot_product_attention (causal) vs torch.nn.functional.scaled_dot_product_attention on
-the same float32 inputs, B 12, H 4, D 32, T 64 and 256 (plus a grouped-query row, 2 K/V heads).
+the same float32 inputs, B 12, H 4, D 32, T 64 and 256 (plus a grouped-query row, 2 K/V heads), and the attention
+of benchmarks/train_step.py's medium config (B 16, H 6, T 128, D 64).
 SparseMoE: B 12, T 64, dim 128, hidden 256, 8 SwiGLU experts, top-2, vs an equivalent torch eager layer written
 below with the same grouped dispatch (argsort, gather, one matmul per expert, index_add_).
 
@@ -169,6 +170,7 @@ def main(argv=None) -> None:
     cases = [
         ("attention B12 H4 T64 D32 causal", lambda: attention_case(torch, 12, 4, 4, 64, 32, rng)),
         ("attention B12 H4 T256 D32 causal", lambda: attention_case(torch, 12, 4, 4, 256, 32, rng)),
+        ("attention B16 H6 T128 D64 causal", lambda: attention_case(torch, 16, 6, 6, 128, 64, rng)),
         ("attention GQA B12 H4/2 T256 D32", lambda: attention_case(torch, 12, 4, 2, 256, 32, rng)),
         ("SparseMoE B12 T64 C128 H256 E8 top2", lambda: moe_case(torch, 12, 64, 128, 256, 8, 2, rng)),
     ]

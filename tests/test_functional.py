@@ -19,6 +19,7 @@ from _engine_cases import (
 
 import tinygrad_lite.functional as F
 from tinygrad_lite import Tensor, gradcheck
+from tinygrad_lite import threads as thread_pool
 
 
 def _grads_of(fn, arrays, w, requires=None):
@@ -97,11 +98,13 @@ def test_gelu_silu_linear_embedding_equal_composition(rng):
     _assert_same(lambda w: F.embedding(w, ids), lambda w: w[ids], [rng.standard_normal((4, 2))])
 
 
-@pytest.mark.parametrize("threads", ["1", "2"])
-def test_gelu_tanh_split_between_threads_equals_composition(rng, monkeypatch, threads):
-    # Large enough that the fused op cuts it into pieces (tinygrad_lite.threads.MIN_PARALLEL_SIZE); odd sizes so the
-    # pieces are unequal; tails far enough out that exp overflows (silenced) and the sigmoid form must give 0 and x.
+@pytest.mark.parametrize("threads,block", [("1", None), ("2", None), ("2", 1000)])
+def test_gelu_tanh_split_between_threads_equals_composition(rng, monkeypatch, threads, block):
+    # Large enough that the fused op cuts it into pieces (tinygrad_lite.threads.MIN_PARALLEL_SIZE), and each piece
+    # into cache-sized slices (CACHE_BLOCK, small here so that there are many); odd sizes so the pieces are unequal;
+    # tails far enough out that exp overflows (silenced) and the sigmoid form must give 0 and x.
     monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    monkeypatch.setattr(thread_pool, "CACHE_BLOCK", block)
     x = rng.standard_normal((3, 7, 4099)) * 3
     x[0, 0, :4] = [-60.0, -12.0, 12.0, 60.0]
     _assert_same(lambda x: x.gelu(), composed_gelu_tanh, [x])
@@ -133,12 +136,13 @@ def test_linear_split_between_threads_equals_composition(rng, monkeypatch, threa
             np.testing.assert_allclose(xt.grad, np.ones((3, 7, 6)) @ w.T, rtol=1e-12)
 
 
-@pytest.mark.parametrize("threads", ["1", "2"])
-def test_gelu_exact_float32_matches_math_erf(rng, monkeypatch, threads):
+@pytest.mark.parametrize("threads,block", [("1", None), ("2", None), ("2", 1000)])
+def test_gelu_exact_float32_matches_math_erf(rng, monkeypatch, threads, block):
     # float32 takes a vectorised erfc (relative error 1.2e-7); compare with math.erf in float64, tails included.
     from math import erfc, exp, pi, sqrt
 
     monkeypatch.setenv("LAYERS_NUM_THREADS", threads)
+    monkeypatch.setattr(thread_pool, "CACHE_BLOCK", block)
     x = np.concatenate([np.linspace(-9, 9, 70001), rng.standard_normal(3) * 1e-20, [0.0]]).astype(np.float32)
     x64 = x.astype(np.float64)
     cdf = np.array([0.5 * erfc(-v / sqrt(2)) for v in x64])

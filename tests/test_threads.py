@@ -47,16 +47,25 @@ def test_nested_maps_run_serially_instead_of_deadlocking(monkeypatch):
     assert inner == [[10, 11], [20, 21]]
 
 
-def test_parallel_chunks_writes_every_element_once(monkeypatch):
+@pytest.mark.parametrize("block", [None, 1000, 1 << 16])
+def test_parallel_chunks_writes_every_element_once(monkeypatch, block):
     monkeypatch.setenv("LAYERS_NUM_THREADS", "2")
-    for size in (5, threads.MIN_PARALLEL_SIZE + 3):
+    monkeypatch.setattr(threads, "CACHE_BLOCK", block)
+    for size in (5, 2500, threads.MIN_PARALLEL_SIZE + 3):
         out = np.zeros(size, dtype=np.int64)
+        seen = []
 
-        def fill(sl, out=out, size=size):
+        def fill(sl, out=out, size=size, seen=seen):
+            seen.append(sl.stop - sl.start)
             out[sl] += np.arange(size)[sl]
 
         threads.parallel_chunks(fill, size)
         np.testing.assert_array_equal(out, np.arange(size))
+        # Each call gets at most CACHE_BLOCK elements: a piece per thread, cut again into cache-sized slices.
+        limit = size if block is None else block
+        assert max(seen) <= limit and sum(seen) == size
+        pieces = 2 if size >= threads.MIN_PARALLEL_SIZE else 1
+        assert len(seen) == sum(-(-n // limit) for n in np.diff(np.linspace(0, size, pieces + 1).astype(int)))
 
 
 def test_blas_runs_one_thread_per_part_inside_a_parallel_map(monkeypatch):

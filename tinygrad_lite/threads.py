@@ -25,6 +25,7 @@ import ctypes
 import os
 import threading
 from contextlib import contextmanager
+from functools import partial
 
 MIN_PARALLEL_SIZE = 1 << 16  # elements: below this a split costs more (two handoffs) than the second core saves
 _CORES = os.cpu_count() or 1  # read once: os.cpu_count() costs about 40 µs here, and num_threads() runs per op
@@ -178,13 +179,28 @@ def split(n: int, parts: int) -> list:
     return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-def parallel_chunks(fn, size: int) -> None:
-    """fn(slice) over `size` elements cut into one contiguous piece per thread; one piece when size is small.
+# Elementwise kernels make many passes (a GELU about ten, the exact one thirty) over their arrays. Run over pieces of
+# at most this many elements, each pass finds the previous pass's output still in the core's cache rather than in
+# main memory: on the development machine the tanh-GELU backward of a (2048, 1536) float32 array took 2.4 instead
+# of 4.3 ns per element, its forward 3.5 instead of 4.9 (benchmarks/cache_block.py). None: whole pieces.
+CACHE_BLOCK: int | None = 1 << 16
 
-    For elementwise kernels on flat (contiguous) arrays: each piece writes its own part of the outputs.
+
+def _in_blocks(fn, piece: slice, block: int) -> None:
+    for start in range(piece.start, piece.stop, block):
+        fn(slice(start, min(start + block, piece.stop)))
+
+
+def parallel_chunks(fn, size: int) -> None:
+    """fn(slice) over `size` elements cut into one contiguous piece per thread (one piece when size is small), each
+    piece handed to fn in slices of at most CACHE_BLOCK elements.
+
+    For elementwise kernels on flat (contiguous) arrays: each slice writes its own part of the outputs.
     """
     parts = num_threads() if size >= MIN_PARALLEL_SIZE else 1
     pieces = split(size, parts)
+    if CACHE_BLOCK is not None and size > CACHE_BLOCK:
+        fn = partial(_in_blocks, fn, block=CACHE_BLOCK)
     if len(pieces) == 1:
         fn(pieces[0])
     else:
