@@ -25,7 +25,7 @@ import regex
 
 from .bpe import LONG_CHUNK, Pair, bpe, replayable
 from .reference_trainer import train_reference
-from .trainer import train_fast
+from .trainer_numpy import train_auto
 
 # Past this many distinct chunks the encode cache is dropped and refilled, so memory stays bounded on huge inputs.
 CACHE_LIMIT = 200_000
@@ -35,7 +35,7 @@ _pack_id = struct.Struct("I").pack  # one id -> its array("I") bytes
 # With fewer, NumPy's fixed cost per round is more than one-at-a-time BPE costs (about even at 150 on GPT-2).
 BATCH_MIN = 150
 
-TRAINERS: dict[str, Callable] = {"fast": train_fast, "reference": train_reference}
+TRAINERS: dict[str, Callable] = {"fast": train_auto, "reference": train_reference}
 
 
 def replace_surrogates(text: str) -> str:
