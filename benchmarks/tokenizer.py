@@ -104,7 +104,7 @@ def main() -> None:
 
     print(f"train {args.vocab_size} tokens")
     seconds, tok = best_of(args.repeat, lambda: _train(text, args.vocab_size, "fast"))
-    print(f"  ours (fast trainer, GPT-4 pattern)      {seconds:7.2f} s  {mb / seconds:6.2f} MB/s")
+    print(f"  ours (default trainer, GPT-4 pattern)   {seconds:7.2f} s  {mb / seconds:6.2f} MB/s")
     for label, threads in (("2 threads (default)", None), ("1 thread", "1")):
         hf, problem = hf_train(text_path, args.vocab_size, args.repeat, threads)
         if hf is None:
