@@ -111,8 +111,8 @@ def median(xs) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB.
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident set size of this process (or of process `pid`) so far, in MB.
 
     Linux: VmHWM from /proc/self/status, the high-water mark of this process's own memory map. Not ru_maxrss: a
     child started by subprocess (vfork + exec) inherits the parent's peak RSS into its ru_maxrss at exec, so a
@@ -120,7 +120,7 @@ def peak_rss_mb() -> float:
     macOS).
     """
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024

@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import _common  # before NumPy: applies --threads to the environment while NumPy's BLAS is not loaded yet
+import _profile
 import numpy as np
 from _common import REPO, SHARED_TEXT
 
@@ -80,9 +81,13 @@ def flops_per_step(cfg: dict) -> float:
 # ------------------------------------------------------------------------------------------------- ours
 
 
-def build_ours(cfg: dict, seed: int = 0):
-    """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it."""
+def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
+    """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
+
+    With processes > 1 the forward and backward of each batch are split between this process and forked workers
+    (tinygrad_lite.data_parallel, train.py --data_parallel); the workers are stopped when this process exits."""
     from models.gpt2 import GPT2, GPT2Config
+    from tinygrad_lite.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
     config = GPT2Config(vocab_size=cfg["vocab_size"], n_positions=cfg["block_size"], n_embd=cfg["n_embd"],
@@ -91,16 +96,22 @@ def build_ours(cfg: dict, seed: int = 0):
     model = GPT2(config, rng=np.random.default_rng(seed))
     model.train()
     optimizer = model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
+    dp = DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes) if processes > 1 else None
 
     def step(batch) -> float:
-        x, y = batch
-        _, loss = model(x, targets=y)
-        loss.backward()
+        if dp is not None:
+            loss = dp.step(batch)
+        else:
+            x, y = batch
+            _, loss = model(x, targets=y)
+            loss.backward()
+            loss = float(loss.item())
         clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
         optimizer.zero_grad()
-        return float(loss.item())
+        return loss
 
+    step.workers = dp.worker_pids() if dp is not None else []
     return model, step
 
 
@@ -156,30 +167,32 @@ class Feeder:
         return loss
 
 
-def child(side: str, name: str, steps: int, warmup: int) -> None:
-    """Memory child: RSS after imports, then peak RSS after warm-up + steps. Prints one JSON line."""
+def child(side: str, name: str, steps: int, warmup: int, processes: int = 1) -> None:
+    """Memory child: RSS after imports, then peak RSS after warm-up + steps. Prints one JSON line. With worker
+    processes (side ours-dp) the peak is the sum of every process's peak, shared pages counted in each."""
     cfg = CONFIGS[name]
     torch = import_torch() if side == "torch" else None
-    if side == "ours":
+    if side != "torch":
         import models.gpt2  # noqa: F401  (imports before the baseline, as torch's are)
     stream, _ = _common.char_stream(cfg["vocab_size"])
     data = _common.batches(stream, cfg["batch_size"], cfg["block_size"], warmup + steps)
     baseline = _common.current_rss_mb()
-    if side == "ours":
-        _, step = build_ours(cfg)
-    else:
+    if side == "torch":
         _, step = build_torch(torch, cfg)
+    else:
+        _, step = build_ours(cfg, processes=processes if side == "ours-dp" else 1)
     times = []
     for i, batch in enumerate(data):
         t0 = time.perf_counter()
         step(batch)
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"baseline_mb": baseline, "peak_mb": _common.peak_rss_mb(), "ms": _common.median(times)}))
+    peak = _common.peak_rss_mb() + sum(_common.peak_rss_mb(pid) for pid in getattr(step, "workers", []))
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": peak, "ms": _common.median(times)}))
 
 
-def run_child(side: str, name: str, threads: int | None) -> dict | None:
-    args = [sys.executable, __file__, "--child", side, "--config", name]
+def run_child(side: str, name: str, threads: int | None, processes: int = 1) -> dict | None:
+    args = [sys.executable, __file__, "--child", side, "--config", name, "--processes", str(processes)]
     if threads:
         args += ["--threads", str(threads)]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
@@ -197,12 +210,15 @@ def compare(name: str, torch, args, peak: float) -> dict:
     print(f"\n== {name}: n_layer {cfg['n_layer']}, n_head {cfg['n_head']}, n_embd {cfg['n_embd']}, block "
           f"{cfg['block_size']}, batch {cfg['batch_size']}, vocab {cfg['vocab_size']} ({source}); "
           f"{flops_per_step(cfg) / 1e9:.2f} GFLOP/step (N = {matmul_params(cfg):,})")
+    sides = ["ours"] + (["ours-dp"] if args.processes > 1 else []) + (["torch"] if torch is not None else [])
     mem = {}
     if not args.no_memory:
-        for side in ("ours", "torch") if torch is not None else ("ours",):
-            mem[side] = run_child(side, name, args.threads)
+        for side in sides:
+            mem[side] = run_child(side, name, args.threads, args.processes)
     ours_model, ours_step = build_ours(cfg, seed=args.seed)
     fns = {"ours": Feeder(ours_step, data)}
+    if args.processes > 1:
+        fns["ours-dp"] = Feeder(build_ours(cfg, seed=args.seed, processes=args.processes)[1], data)
     if torch is not None:
         torch_model, torch_step = build_torch(torch, cfg, ours=ours_model)
         fns["torch"] = Feeder(torch_step, data)
@@ -211,9 +227,10 @@ def compare(name: str, torch, args, peak: float) -> dict:
         for k, fn in fns.items():
             losses[k].append(fn())
     result = {"name": name, "cfg": cfg, "mem": mem, "steps": steps}
-    print(f"  first {args.warmup} losses, ours:  " + " ".join(f"{v:.6f}" for v in losses["ours"]))
+    for side in [k for k in fns if k != "torch"]:
+        print(f"  first {args.warmup} losses, {side + ':':8s} " + " ".join(f"{v:.6f}" for v in losses[side]))
     if torch is not None:
-        print(f"  first {args.warmup} losses, torch: " + " ".join(f"{v:.6f}" for v in losses["torch"]))
+        print(f"  first {args.warmup} losses, torch:   " + " ".join(f"{v:.6f}" for v in losses["torch"]))
         loss_diff = max(abs(a - b) for a, b in zip(losses["ours"], losses["torch"]))
         theirs = {n: p.detach().numpy() for n, p in torch_model.named_parameters()}
         param_diff = max(float(np.max(np.abs(_torch_layout(n, theirs[n]) - p.data)))
@@ -226,7 +243,7 @@ def compare(name: str, torch, args, peak: float) -> dict:
     result["gflops"] = {k: flops / (ms / 1e3) / 1e9 for k, ms in result["ms"].items()}
     result["share"] = {k: g / peak for k, g in result["gflops"].items()}
     for k, v in times.items():
-        print(f"  {k:5s} ms/step: median {_common.median(v):8.1f}, min {min(v):8.1f}, max {max(v):8.1f} "
+        print(f"  {k:7s} ms/step: median {_common.median(v):8.1f}, min {min(v):8.1f}, max {max(v):8.1f} "
               f"({len(v)} steps)")
     return result
 
@@ -237,108 +254,50 @@ def _torch_layout(name: str, arr: np.ndarray) -> np.ndarray:
 
 def print_table(results: list, peak: float, has_torch: bool) -> None:
     print(f"\nSummary (median ms/step, alternating; GFLOP/s share of the measured np.matmul peak {peak:.0f} GFLOP/s)")
-    head = f"{'config':7s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'ours GFLOP/s':>15s} " \
+    print("ours: one process (its thread pool); ours-dp: the batch split between processes (--processes)")
+    head = f"{'config':7s} {'side':8s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'ours GFLOP/s':>15s} " \
            f"{'torch GFLOP/s':>15s} {'ours RSS MB':>17s} {'torch RSS MB':>17s}"
     print(head)
+
     def rss(mem, side):
         m = mem.get(side)
         return f"{m['peak_mb']:7.0f} (+{m['peak_mb'] - m['baseline_mb']:5.0f})" if m else f"{'-':>17s}"
 
     for r in results:
         ms, g, s, mem = r["ms"], r["gflops"], r["share"], r["mem"]
-
-        t = f"{ms['torch']:9.1f} {ms['ours'] / ms['torch']:6.2f}" if has_torch else f"{'-':>9s} {'-':>6s}"
-        tg = f"{g['torch']:7.1f} ({100 * s['torch']:4.1f}%)" if has_torch else f"{'-':>15s}"
-        print(f"{r['name']:7s} {ms['ours']:9.1f} {t} {g['ours']:7.1f} ({100 * s['ours']:4.1f}%) {tg:>15s} "
-              f"{rss(mem, 'ours'):>17s} {rss(mem, 'torch'):>17s}")
-    print("RSS: peak of a child process running only that side (+ growth over its RSS after imports)")
+        for side in [k for k in ms if k != "torch"]:
+            t = f"{ms['torch']:9.1f} {ms[side] / ms['torch']:6.2f}" if has_torch else f"{'-':>9s} {'-':>6s}"
+            tg = f"{g['torch']:7.1f} ({100 * s['torch']:4.1f}%)" if has_torch else f"{'-':>15s}"
+            print(f"{r['name']:7s} {side:8s} {ms[side]:9.1f} {t} {g[side]:7.1f} ({100 * s[side]:4.1f}%) {tg:>15s} "
+                  f"{rss(mem, side):>17s} {rss(mem, 'torch'):>17s}")
+    print("RSS: peak of a child process running only that side (+ growth over its RSS after imports); for ours-dp "
+          "the sum over its processes")
     if not has_torch:
         return
     print("\nTargets")
     for r in results:
-        ratio = r["ms"]["ours"] / r["ms"]["torch"]
-        share = r["share"]["ours"]
-        checks = []
-        if r["name"] == "small":
-            checks.append(("step time <= 0.8x torch", ratio <= 0.8))
-        if r["name"] == "medium":
-            checks.append((">= 60% of matmul peak", share >= 0.6))
-            checks.append(("step time <= torch", ratio <= 1.0))
-        mo, mt = r["mem"].get("ours"), r["mem"].get("torch")
-        if mo and mt:
-            checks.append(("peak RSS growth <= torch's", mo["peak_mb"] - mo["baseline_mb"]
-                           <= mt["peak_mb"] - mt["baseline_mb"]))
-            checks.append(("peak RSS <= torch's", mo["peak_mb"] <= mt["peak_mb"]))
-        print(f"  {r['name']:7s} " + "; ".join(f"{c}: {'met' if ok else 'NOT met'}" for c, ok in checks))
+        for side in [k for k in r["ms"] if k != "torch"]:
+            ratio = r["ms"][side] / r["ms"]["torch"]
+            checks = []
+            if r["name"] == "small":
+                checks.append(("step time <= 0.8x torch", ratio <= 0.8))
+            if r["name"] == "medium":
+                checks.append((">= 60% of matmul peak", r["share"][side] >= 0.6))
+                checks.append(("step time <= torch", ratio <= 1.0))
+            mo, mt = r["mem"].get(side), r["mem"].get("torch")
+            if mo and mt:
+                checks.append(("peak RSS growth <= torch's", mo["peak_mb"] - mo["baseline_mb"]
+                               <= mt["peak_mb"] - mt["baseline_mb"]))
+                checks.append(("peak RSS <= torch's", mo["peak_mb"] <= mt["peak_mb"]))
+            print(f"  {r['name']:7s} {side:8s} " + "; ".join(f"{c}: {'met' if ok else 'NOT met'}" for c, ok in checks))
 
 
 def profile(name: str, steps: int, warmup: int, top: int, sort: str) -> None:
-    import cProfile
-    import pstats
-
     cfg = CONFIGS[name]
     stream, _ = _common.char_stream(cfg["vocab_size"])
-    data = _common.batches(stream, cfg["batch_size"], cfg["block_size"], warmup + steps)
     _, step = build_ours(cfg)
-    for batch in data[:warmup]:
-        step(batch)
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    for batch in data[warmup:]:
-        step(batch)
-    prof.disable()
-    wall = (time.perf_counter() - t0) / steps * 1e3
-    stats = pstats.Stats(prof)
-    total = stats.total_tt
-    print(f"cProfile of our training step, config {name}, {steps} steps after {warmup} warm-up: {wall:.1f} ms/step "
-          f"under the profiler, {stats.total_calls / steps:.0f} function calls per step; top {top} by {sort}")
-    column = {"tottime": 2, "cumtime": 3, "cumulative": 3, "ncalls": 1, "calls": 1}.get(sort, 2)
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][column], reverse=True)[:top]
-    print(f"{'calls/step':>10s} {'tottime s':>9s} {'% total':>7s} {'ms/call':>8s} {'cumtime s':>9s}  function")
-    for (file, line, func), (_, nc, tt, ct, _) in rows:
-        print(f"{nc / steps:10.1f} {tt:9.3f} {100 * tt / total:6.1f}% {1e3 * tt / nc:8.3f} {ct:9.3f}  "
-              f"{_where(file, line, func)}")
-
-
-def _where(file: str, line: int, func: str) -> str:
-    """'tinygrad_lite/functional.py:220 Linear.forward' for project code, the builtin's name otherwise."""
-    if file == "~" or not file.endswith(".py"):
-        return func
-    path = Path(file)
-    try:
-        rel = path.resolve().relative_to(REPO)
-    except ValueError:
-        rel = Path(*path.parts[-2:])
-    return f"{rel}:{line} {_qualname(path, line) or func}"
-
-
-_AST_CACHE: dict = {}
-
-
-def _qualname(path: Path, line: int) -> str | None:
-    """The Class.method name of the def at `line` of a source file (cProfile only records the bare name)."""
-    import ast
-
-    if path not in _AST_CACHE:
-        try:
-            _AST_CACHE[path] = ast.parse(path.read_text())
-        except (OSError, SyntaxError):
-            _AST_CACHE[path] = None
-    tree = _AST_CACHE[path]
-
-    def walk(node, prefix):
-        for child_node in ast.iter_child_nodes(node):
-            if isinstance(child_node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}{child_node.name}"
-                if not isinstance(child_node, ast.ClassDef) and child_node.lineno == line:
-                    return name
-                found = walk(child_node, name + ".")
-                if found:
-                    return found
-        return None
-
-    return walk(tree, "") if tree is not None else None
+    _profile.report(step, _common.batches(stream, cfg["batch_size"], cfg["block_size"], warmup + steps), warmup,
+                    top, sort, f"our training step, config {name}")
 
 
 # ------------------------------------------------------------------------------------------------- full runs
@@ -451,12 +410,15 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default="", help=f"tinyshakespeare for --full-run (default {SHARED_TEXT})")
     parser.add_argument("--max-iters", type=int, default=0, help="--full-run: fewer iterations than 2000")
     parser.add_argument("--full-repeat", type=int, default=1, help="--full-run: alternating runs per side")
-    parser.add_argument("--child", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
+                        help="also time ours with each batch split between this many processes (train.py "
+                             "--data_parallel; default 2 on a multi-core machine, 1 = skip)")
+    parser.add_argument("--child", choices=["ours", "ours-dp", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         _common.limit_threads(args.threads, import_torch() if args.child == "torch" else None)
-        child(args.child, args.config, 5, args.warmup)
+        child(args.child, args.config, 5, args.warmup, args.processes)
         return
     if args.full_run:  # before torch is imported: a child's ru_maxrss starts at this process's RSS (vfork + exec)
         full_run(args)

@@ -81,6 +81,8 @@ def test_reverse_task_targets():
     (["--lr_decay_iters", "30"], "warmup_iters (100) must not exceed lr_decay_iters (30)"),
     (["--bias", "maybe"], "--bias: expected true or false"),
     (["--activation", "relu"], "--activation must be gelu or gelu_new"),
+    (["--data_parallel", "5", "--batch_size", "4"], "--data_parallel (5) cannot exceed batch_size (4)"),
+    (["--data_parallel", "0"], "--data_parallel must be at least 1"),
 ])
 def test_bad_options_are_one_line_errors(argv, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -179,7 +181,11 @@ def test_same_seed_same_losses_bit_for_bit(tmp_path):
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
 
 
-@pytest.mark.parametrize("extra", [[], ["--dropout", "0.1", "--gradient_accumulation_steps", "2"]])
+@pytest.mark.parametrize("extra", [
+    [],
+    ["--dropout", "0.1", "--gradient_accumulation_steps", "2"],
+    ["--dropout", "0.1", "--gradient_accumulation_steps", "2", "--data_parallel", "2"],
+])
 def test_resume_equals_uninterrupted_run(tmp_path, extra):
     args = ["--eval_interval", "4", *TINY, *extra]
     assert train_in_process(["--max_iters", "8", "--out_dir", str(tmp_path / "full"), *args]) == 0

@@ -31,8 +31,15 @@ MIN_PARALLEL_SIZE = 1 << 16  # elements: below this a split costs more (two hand
 _CORES = os.cpu_count() or 1  # read once: os.cpu_count() costs about 40 µs here, and num_threads() runs per op
 
 
+# When set, the thread count of this process, whatever the environment says: tinygrad_lite.data_parallel gives each
+# of its processes a share of the cores.
+THREADS_OVERRIDE: int | None = None
+
+
 def num_threads() -> int:
     """LAYERS_NUM_THREADS, else the BLAS thread setting (OPENBLAS/OMP_NUM_THREADS), else the number of cores."""
+    if THREADS_OVERRIDE is not None:
+        return THREADS_OVERRIDE
     for var in ("LAYERS_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 0:
@@ -73,24 +80,39 @@ def _find_openblas():
     return ()
 
 
-@contextmanager
-def blas_single_threaded():
-    """Run the BLAS on one thread per call inside the block (a no-op where OpenBLAS is not found)."""
+def _openblas():
     global _blas
     if _blas is None:
         _blas = _find_openblas()
-    if not _blas:
+    return _blas
+
+
+def set_blas_threads(n: int) -> None:
+    """Set the BLAS's own thread count (a no-op where OpenBLAS is not found)."""
+    if _openblas():
+        _blas[0](n)
+
+
+@contextmanager
+def blas_threads(n: int):
+    """Run the BLAS on n threads per call inside the block, restored afterwards (a no-op without OpenBLAS)."""
+    if not _openblas():
         yield
         return
     set_threads, get_threads = _blas
     before = get_threads()
-    if before != 1:
-        set_threads(1)
+    if before != n:
+        set_threads(n)
     try:
         yield
     finally:
-        if before != 1:
+        if before != n:
             set_threads(before)
+
+
+def blas_single_threaded():
+    """Run the BLAS on one thread per call inside the block (a no-op where OpenBLAS is not found)."""
+    return blas_threads(1)
 
 
 # ----------------------------------------------------------------------------------------- the pool

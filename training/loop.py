@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from tinygrad_lite import no_grad
+from tinygrad_lite.data_parallel import DataParallel
 from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
 
 from . import checkpoint as ckpt
@@ -77,6 +78,9 @@ def train(job, opts: TrainOptions, log=print) -> dict:
     summary: dict = {"interrupted": False}
     it = start_iter
     stop = _StopRequest()
+    # --data_parallel N: the forward and backward of each batch split between this process and N - 1 forked workers
+    # that share the weights (tinygrad_lite.data_parallel); evaluation and the optimizer stay here.
+    dp = DataParallel(model, job.loss, opts.data_parallel) if opts.data_parallel > 1 else None
     try:
         while True:
             if stop.requested:
@@ -103,10 +107,15 @@ def train(job, opts: TrainOptions, log=print) -> dict:
             if it >= opts.max_iters:
                 break
             loss_value = 0.0
+            scale = 1.0 / opts.gradient_accumulation_steps
             for _ in range(opts.gradient_accumulation_steps):
-                loss = job.loss(job.batch("train", rng))
+                batch = job.batch("train", rng)
+                if dp is not None:
+                    loss_value += scale * dp.step(batch, scale=scale)
+                    continue
+                loss = job.loss(batch)
                 if opts.gradient_accumulation_steps > 1:
-                    loss = loss * (1.0 / opts.gradient_accumulation_steps)
+                    loss = loss * scale
                 loss.backward()
                 loss_value += float(loss.item())
             if opts.grad_clip > 0:
@@ -129,6 +138,8 @@ def train(job, opts: TrainOptions, log=print) -> dict:
         summary["interrupted"] = True
     finally:
         stop.restore()
+        if dp is not None:
+            dp.close()
     summary["seconds"] = time.perf_counter() - t_start
     summary["iterations"] = it - start_iter
     if metrics.plot(out_dir):

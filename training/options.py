@@ -46,6 +46,7 @@ class TrainOptions:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     gradient_accumulation_steps: int = 1
+    data_parallel: int = 1  # processes that split each batch (tinygrad_lite.data_parallel); 1 = this one only
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -66,6 +67,7 @@ HELP = {
     "activation": "GELU of the GPT-2 MLP: gelu (exact, nanoGPT's nn.GELU) or gelu_new (GPT-2's tanh form)",
     "n_experts": "experts per MoE layer",
     "top_k": "experts per token (MoE routing)",
+    "data_parallel": "processes that split each batch, forked, sharing the weights (Linux); 1 = one process",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
     "block_size": "context length of the text presets (addition and reverse derive theirs from --digits)",
 }
@@ -145,7 +147,8 @@ def parse_args(argv: list[str]) -> TrainOptions:
 
 def validate(o: TrainOptions) -> None:
     positive = ["n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "eval_interval",
-                "eval_iters", "log_interval", "gradient_accumulation_steps", "digits", "n_experts", "top_k"]
+                "eval_iters", "log_interval", "gradient_accumulation_steps", "digits", "n_experts", "top_k",
+                "data_parallel"]
     for name in positive:
         if getattr(o, name) < 1:
             raise OptionError(f"--{name} must be at least 1, got {getattr(o, name)}")
@@ -167,6 +170,14 @@ def validate(o: TrainOptions) -> None:
     if o.warmup_iters > o.lr_decay_iters:
         raise OptionError(f"warmup_iters ({o.warmup_iters}) must not exceed lr_decay_iters ({o.lr_decay_iters}); "
                           "set both, e.g. --warmup_iters 10 --lr_decay_iters 100")
+    if o.data_parallel > 1:
+        from tinygrad_lite.data_parallel import available
+
+        if not available():
+            raise OptionError("--data_parallel needs fork (Linux); use --data_parallel 1 on this platform")
+    if o.data_parallel > o.batch_size:
+        raise OptionError(f"--data_parallel ({o.data_parallel}) cannot exceed batch_size ({o.batch_size}): each "
+                          "process needs a share of the batch")
     if o.activation not in ("gelu", "gelu_new"):
         raise OptionError(f"--activation must be gelu or gelu_new, got {o.activation!r}")
     if o.task not in ("addition", "text"):
