@@ -1,9 +1,10 @@
-"""Byte-level BPE tokenizers in Python: how text becomes ids, trained in seconds, GPT-2-exact.
+"""Byte-level BPE tokenizers in Python: how text becomes ids, trained in a fraction of a second, GPT-2-exact.
 
 Read in this order: `bpe.py` (encoding a chunk with merges), `reference_trainer.py` (training as defined),
-`trainer.py` (the same merges, fast), `base.py` (encode/decode/special tokens), `bpe_batch.py` (many chunks at
-once, with NumPy), `basic.py`, `regex_tokenizer.py` (split patterns), `gpt2.py` (published vocabularies),
-`model_file.py` (saving), `cli.py` (command line).
+`trainer.py` (the same merges, fast), `trainer_numpy.py` (the same again, each round a few array operations),
+`base.py` (encode/decode/special tokens), `bpe_batch.py` (many chunks at once, with NumPy), `basic.py`,
+`regex_tokenizer.py` (split patterns), `gpt2.py` (published vocabularies), `model_file.py` (saving), `cli.py`
+(command line).
 """
 
 from .base import DisallowedSpecialTokenError, Tokenizer
