@@ -348,6 +348,9 @@ def full_run(args) -> None:
         warmup = min(100, args.max_iters)
         runs["ours"][0].extend(["--max_iters", str(args.max_iters), "--lr_decay_iters", str(args.max_iters),
                                 "--warmup_iters", str(warmup)])
+    if args.processes > 1:  # the same run with each batch split between processes
+        runs["ours-dp"] = ([*runs["ours"][0], "--data_parallel", str(args.processes)], REPO)
+        runs["ours-dp"][0][runs["ours-dp"][0].index("--out_dir") + 1] = str(work / "ours-dp")
     if args.nanogpt:
         root = Path(args.nanogpt).resolve()
         prepare_nanogpt(root, text)
@@ -375,10 +378,11 @@ def full_run(args) -> None:
             final = res["final"]
             print(f"{name:8s} {res['wall']:8.1f} {_common.median(res['ms_iter']):8.1f} "
                   f"{final[0] if final else '-':>6s} {final[2] if final else '-':>9s} {res['rss_mb']:12.0f}")
-    if results.get("nanoGPT") and results["ours"]:
-        w = _common.median([r["wall"] for r in results["ours"]]) / _common.median([r["wall"] for r in
-                                                                                    results["nanoGPT"]])
-        print(f"ours / nanoGPT wall time: {w:.2f}")
+    for side in ("ours", "ours-dp"):
+        if results.get("nanoGPT") and results.get(side):
+            w = _common.median([r["wall"] for r in results[side]]) / _common.median([r["wall"] for r in
+                                                                                      results["nanoGPT"]])
+            print(f"{side} / nanoGPT wall time: {w:.2f}")
     print(_common.load_average())
 
 
