@@ -141,6 +141,40 @@ def test_bad_use_is_reported():
         DataParallel(model, model.loss, processes=0)
 
 
+def test_a_dead_worker_is_reported_and_the_workers_are_stopped():
+    import os
+    import signal
+
+    model = Fails()
+    dp = DataParallel(model, model.loss, processes=3)
+    os.kill(dp.worker_pids()[0], signal.SIGKILL)
+    dp._workers[0].join()
+    with pytest.raises(DataParallelError, match="worker 1 is gone"):
+        dp.step(np.ones((6, 3)))
+    assert model.w.grad is None  # nothing half-done
+    assert not any(w.is_alive() for w in dp._workers)  # the healthy worker was stopped too
+    with pytest.raises(DataParallelError, match=r"after close\(\) \(data-parallel worker 1 is gone"):
+        dp.step(np.ones((6, 3)))
+
+
+def test_ctrl_c_during_a_step_stops_the_workers():
+    import os
+
+    main = os.getpid()
+
+    def loss(x):
+        if os.getpid() == main:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while this process computed its share
+        return Fails().loss(x)
+
+    dp = DataParallel(Fails(), loss, processes=2)
+    with pytest.raises(KeyboardInterrupt):
+        dp.step(np.ones((4, 3)))
+    assert dp.closed and not dp._workers[0].is_alive()
+    with pytest.raises(DataParallelError, match="interrupted by KeyboardInterrupt"):
+        dp.step(np.ones((4, 3)))
+
+
 def test_close_stops_the_workers():
     model = Fails()
     dp = DataParallel(model, model.loss, processes=3)

@@ -55,6 +55,10 @@ class DataParallelError(RuntimeError):
     """A worker failed (its error is in the message), or the workers are gone."""
 
 
+class _Gone(Exception):
+    """A worker's pipe broke: it died, or was stopped."""
+
+
 def available() -> bool:
     """Whether this platform can fork workers safely (Linux and other Unixes but macOS)."""
     return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
@@ -174,13 +178,23 @@ class DataParallel:
         """Loss and gradients of `batch`: p.grad += scale * d(mean loss)/dp for every parameter (as
         `(loss * scale).backward()` would do); returns the mean loss (unscaled) as a float."""
         if self.closed:
-            raise DataParallelError("DataParallel.step after close()")
+            raise DataParallelError(f"DataParallel.step after close(){self._reason}")
         for p, shared in zip(self.params, self._shared):
             if p.data is not shared:
                 raise DataParallelError("DataParallel: a parameter's array was replaced after the workers started "
                                         "(assign into p.data[...] instead, or create DataParallel afterwards)")
         arrays = _arrays_of(batch)
-        single = isinstance(batch, np.ndarray)  # the loss function gets an array, or a tuple of arrays
+        try:
+            return self._step(arrays, isinstance(batch, np.ndarray), scale)
+        except BaseException as e:
+            if not isinstance(e, Exception) or isinstance(e, _Gone):
+                # Ctrl-C, or a worker gone, may leave a message unanswered: these workers cannot be trusted again.
+                self.close(reason=str(e) if isinstance(e, _Gone) else f"interrupted by {type(e).__name__}")
+            if isinstance(e, _Gone):
+                raise DataParallelError(str(e)) from None
+            raise
+
+    def _step(self, arrays: list, single: bool, scale: float) -> float:
         n = len(arrays[0])
         parts = [s for s in threads.split(n, self.processes) if s.stop > s.start]
         fractions = [(s.stop - s.start) / n for s in parts]
@@ -207,7 +221,7 @@ class DataParallel:
                 reply = self._receive(rank)
                 losses[rank], flags[rank] = reply["loss"], reply["has_grad"]
                 worker_seconds.append(reply["seconds"])
-            except Exception as e:
+            except (DataParallelError, _Gone) as e:  # read the others' replies all the same
                 errors.append(e)
         t2 = time.perf_counter()
         if errors:
@@ -239,15 +253,13 @@ class DataParallel:
         try:
             self._conns[rank - 1].send_bytes(_pack(header, list(arrays)))
         except (OSError, EOFError):
-            raise DataParallelError(f"data-parallel worker {rank} is gone (exit code "
-                                    f"{self._workers[rank - 1].exitcode})") from None
+            raise _Gone(f"data-parallel worker {rank} is gone (exit code {self._workers[rank - 1].exitcode})") from None
 
     def _receive(self, rank: int) -> dict:
         try:
             reply, _ = _unpack(self._conns[rank - 1].recv_bytes())
         except (OSError, EOFError):
-            raise DataParallelError(f"data-parallel worker {rank} is gone (exit code "
-                                    f"{self._workers[rank - 1].exitcode})") from None
+            raise _Gone(f"data-parallel worker {rank} is gone (exit code {self._workers[rank - 1].exitcode})") from None
         if "error" in reply:
             raise DataParallelError(f"data-parallel worker {rank}: {reply['error']}")
         reply["has_grad"] = np.array(reply["has_grad"], bool)
@@ -256,11 +268,12 @@ class DataParallel:
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self._workers]
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
         """Stop the workers (waiting up to a few seconds each). The parameters stay in shared memory."""
         if getattr(self, "closed", True):
             return
         self.closed = True
+        self._reason = f" ({reason})" if reason else ""
         for conn in self._conns:
             try:
                 conn.send_bytes(_pack({"op": "close"}))
