@@ -26,7 +26,7 @@ import numpy as np
 
 import tinygrad_lite.functional as F
 from tinygrad_lite import Function, Tensor
-from tinygrad_lite.threads import num_threads, parallel_map, split
+from tinygrad_lite.threads import parallel_map, parts_for, split
 
 _causal_cache: dict = {}
 
@@ -133,8 +133,8 @@ PARALLEL_MIN_SCORES = 1 << 17
 
 def _parts(B: int, Hkv: int, n_scores: int) -> list:
     """(batch slice, K/V-head slice) pairs splitting the work between the threads of tinygrad_lite.threads."""
-    threads = num_threads()
-    if threads <= 1 or n_scores < PARALLEL_MIN_SCORES:
+    threads = parts_for(n_scores, PARALLEL_MIN_SCORES)
+    if threads <= 1:
         return [(slice(None), slice(None))]
     if B >= 2:
         return [(b, slice(None)) for b in split(B, threads)]

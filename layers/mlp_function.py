@@ -20,7 +20,7 @@ import tinygrad_lite.functional as F
 from tinygrad_lite import Tensor
 from tinygrad_lite.function import Function
 from tinygrad_lite.ops.gelu import gelu_backward, gelu_forward
-from tinygrad_lite.threads import num_threads, parallel_map, split
+from tinygrad_lite.threads import parallel_map, parts_for, split
 
 
 class FusedMLP(Function):
@@ -46,7 +46,7 @@ class FusedMLP(Function):
                 y[part] += b2
             return a, saved
 
-        self.parts = split(N, num_threads() if N * x2.shape[1] * hidden >= F.PARALLEL_MIN_MACS else 1)
+        self.parts = split(N, parts_for(N * x2.shape[1] * hidden, F.PARALLEL_MIN_MACS))
         self.blocks = parallel_map(rows, self.parts)  # [(a, saved)] per block of rows
         self.x2, self.h, self.w1, self.w2, self.has_bias, self.approximate = x2, h, w1, w2, bool(b), approximate
         self.x_shape = x.shape

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from tinygrad_lite import Function, Module, Tensor
-from tinygrad_lite.threads import num_threads, parallel_map
+from tinygrad_lite.threads import parallel_map, parts_for
 
 from .linear import Linear
 from .mlp import SwiGLU
@@ -82,7 +82,7 @@ class MoEDispatch(Function):
         wflat = w.reshape(-1)
         n_assigned = sum(len(tokens) for _, tokens, _ in plan)
         work = n_assigned * x.shape[1] * weights[0].shape[1]  # multiply-adds per product, about
-        self.groups = expert_groups(plan, num_threads() if work >= PARALLEL_MIN_WORK else 1)
+        self.groups = expert_groups(plan, parts_for(work, PARALLEL_MIN_WORK))
 
         def run(group):  # experts of one group, on one thread, into their own output buffer
             out = np.zeros_like(x)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .function import Function
 from .tensor import Tensor
-from .threads import num_threads, parallel_map, split
+from .threads import num_threads, parallel_map, parts_for, split
 
 # --------------------------------------------------------------------------------------------- cross-entropy
 
@@ -177,7 +177,7 @@ LAYER_NORM_MIN_PARALLEL = 1 << 18
 def _by_rows(kernel, shape) -> list:
     """kernel(rows) over the rows of an (N, C) array, one contiguous block of rows per thread when it is large."""
     n_rows, width = shape
-    parts = num_threads() if n_rows * width >= LAYER_NORM_MIN_PARALLEL else 1
+    parts = parts_for(n_rows * width, LAYER_NORM_MIN_PARALLEL)
     return parallel_map(kernel, split(n_rows, parts))
 
 
@@ -317,7 +317,7 @@ class Linear(Function):
                 y[part] += b[0]
 
         macs = y.size * w.shape[0]
-        parts = split(x2.shape[0], num_threads() if macs >= PARALLEL_MIN_MACS else 1)
+        parts = split(x2.shape[0], parts_for(macs, PARALLEL_MIN_MACS))
         _run_all([partial(rows, part) for part in parts], macs)
         return y.reshape(x.shape[:-1] + (w.shape[1],))
 

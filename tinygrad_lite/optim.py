@@ -29,7 +29,7 @@ import numpy as np
 
 from . import threads
 from .tensor import Tensor
-from .threads import num_threads, parallel_map
+from .threads import parallel_map
 
 
 def _as_param_list(params, what: str) -> list:
@@ -119,7 +119,7 @@ class Optimizer:
         # Parameters update independently: large models split them into groups of about equal size, one per thread
         # (each update is a dozen NumPy passes that release the GIL), each group with scratch buffers of its own.
         total = sum(item[0].size for item in work)
-        shares = _balanced(work, num_threads() if total >= threads.MIN_PARALLEL_SIZE else 1)
+        shares = _balanced(work, threads.parts_for(total, threads.MIN_PARALLEL_SIZE))
 
         def update(slot_items):
             slot, items = slot_items

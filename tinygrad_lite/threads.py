@@ -194,6 +194,12 @@ def parallel_map(fn, items: list) -> list:
         pool.busy.release()
 
 
+def parts_for(work: int, threshold: int) -> int:
+    """How many parts to cut `work` (elements, multiply-adds, ...) into: one per thread when it reaches `threshold`,
+    the size below which handing a part to another thread costs more than that thread saves; else one."""
+    return num_threads() if work >= threshold else 1
+
+
 def split(n: int, parts: int) -> list:
     """Contiguous slices covering range(n) in at most `parts` nearly equal pieces."""
     parts = max(1, min(parts, n))
@@ -219,8 +225,7 @@ def parallel_chunks(fn, size: int) -> None:
 
     For elementwise kernels on flat (contiguous) arrays: each slice writes its own part of the outputs.
     """
-    parts = num_threads() if size >= MIN_PARALLEL_SIZE else 1
-    pieces = split(size, parts)
+    pieces = split(size, parts_for(size, MIN_PARALLEL_SIZE))
     if CACHE_BLOCK is not None and size > CACHE_BLOCK:
         fn = partial(_in_blocks, fn, block=CACHE_BLOCK)
     if len(pieces) == 1:
