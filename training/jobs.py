@@ -20,6 +20,13 @@ ARCHITECTURE = ("preset", "n_layer", "n_head", "n_kv_head", "n_embd", "block_siz
                 "n_experts", "top_k", "data", "bias", "activation")
 
 
+def init_rng(opts: TrainOptions) -> np.random.Generator:
+    """The generator of the model's initial weights: a stream of its own, (seed, 2). The loop draws the training
+    batches from a generator seeded with the bare seed; seeded alike, the batch positions would replay the very bits
+    that drew the weights. (Dropout masks use (seed, 1), evaluation batches (seed, iteration, split).)"""
+    return np.random.default_rng([opts.seed, 2])
+
+
 class Job:
     metric_name = "accuracy"
     model_kind = "gpt2"
@@ -82,7 +89,7 @@ def _gpt2(opts: TrainOptions, vocab_size: int, block_size: int):
                         n_head=opts.n_head, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
                         attn_pdrop=opts.dropout, bias=opts.bias, activation_function=opts.activation,
                         bos_token_id=None, eos_token_id=None)
-    return GPT2(config, rng=np.random.default_rng(opts.seed))
+    return GPT2(config, rng=init_rng(opts))
 
 
 class AdditionJob(Job):
@@ -164,7 +171,7 @@ def _moe(opts: TrainOptions, vocab_size: int, block_size: int):
                        num_key_value_heads=opts.n_kv_head or opts.n_head, max_position_embeddings=block_size,
                        rope_theta=10000.0, attention_dropout=opts.dropout, num_local_experts=opts.n_experts,
                        num_experts_per_tok=opts.top_k, bos_token_id=None, eos_token_id=None)
-    return MoEGPT(config, rng=np.random.default_rng(opts.seed))
+    return MoEGPT(config, rng=init_rng(opts))
 
 
 class _ExpertShares:
@@ -203,7 +210,7 @@ class ReverseJob(Job):
                                    n_encoder_layers=opts.n_layer, n_decoder_layers=opts.n_layer,
                                    d_ff=4 * opts.n_embd, dropout=opts.dropout, label_smoothing=0.0,
                                    share_embeddings=True, pad_id=self.data.PAD)
-        self.model = Transformer(config, rng=np.random.default_rng(opts.seed))
+        self.model = Transformer(config, rng=init_rng(opts))
         self.tokens_per_example = 2 * opts.digits + 1
         self._share_dropout_rng()
 
