@@ -16,12 +16,10 @@ scaled_dot_product_attention, tanh-GELU, tied lm_head; torch.optim.AdamW with it
 our initial weights (Linear weights transposed: ours are (in, out), nn.Linear's (out, in)). Both see the same
 batches (windows of tinyshakespeare characters when ../shared/data/tinyshakespeare.txt exists, else random ids).
 The losses of the warm-up steps and the parameters after them are compared, to show the same work is timed. Then
-the two alternate step by step (ours, torch, ours, torch, ...), back to back as in a training loop, and the medians
-are reported with their ratio ours / torch (below 1: faster than torch). `--pause S` idles S seconds before each
-step instead: it was 0.25 s while our side ran OpenBLAS's own threads, which spin for ~0.1 s after a call and took
-a core from torch's next step; since the library runs OpenBLAS single-threaded inside its own pool, both sides
-measure faster back to back (small config: ours 86.9 against 114.7 ms, torch 76.8 against 89.7 ms).
-The machines are shared and noisy: compare ratios, not absolute times.
+the sides alternate step by step (ours, ours-dp, torch, ours, ...), back to back as in a training loop, and the
+medians are reported with their ratio to torch (below 1: faster). `ours-dp` is our step with the batch split between
+processes (`--processes`, train.py --data_parallel). `--pause S` idles S seconds before each step (docs/performance.md
+says why it once mattered). The machines are shared and noisy: compare ratios, not absolute times.
 
 FLOPs per step = (6 N + 12 L T C) * B T (Kaplan et al. 2020; nanoGPT's estimate_mfu), where N counts the parameters
 that take part in a matmul or an elementwise op of the blocks: every parameter except the position embeddings, with
