@@ -83,7 +83,7 @@ def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
     """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
 
     With processes > 1 the forward and backward of each batch are split between this process and forked workers
-    (tinygrad_lite.data_parallel, train.py --data_parallel); the workers are stopped when this process exits."""
+    (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
     from models.gpt2 import GPT2, GPT2Config
     from tinygrad_lite.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_

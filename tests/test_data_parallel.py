@@ -83,7 +83,8 @@ def test_optimizer_steps_in_this_process_reach_the_workers():
 
 def test_dropout_is_reproducible_from_this_processes_generators():
     # Each step draws one seed per generator here; worker r reseeds its copies from (seed, r). Two identical models
-    # with identical generators give identical gradients, and the masks of the shares differ.
+    # with identical generators give identical gradients; the reseeding depends on the rank, so shares get their own
+    # masks.
     grads = []
     for _ in range(2):
         model = tiny_gpt(dropout=0.3)

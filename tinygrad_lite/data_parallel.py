@@ -39,7 +39,6 @@ import os
 import signal
 import struct
 import sys
-import time
 import traceback
 from contextlib import contextmanager
 
@@ -137,9 +136,9 @@ def _threads_per_process(n: int):
 class DataParallel:
     """Forward and backward of each batch split across `processes` processes; see the module docstring.
 
-    `loss_fn(share)` returns the mean loss (a scalar Tensor) of a share of the batch, which has the batch's type (an
-    array, or a tuple/list of arrays split along axis 0). `threads` is each process's thread count while it
-    computes its share (default: the cores divided among the processes).
+    `loss_fn(share)` returns the mean loss (a scalar Tensor) of a share of the batch: an array if the batch is one,
+    else a tuple of arrays (a list arrives as a tuple), each cut along axis 0. `threads` is each process's thread
+    count while it computes its share (default: the cores divided among the processes).
     """
 
     def __init__(self, model: Module, loss_fn, processes: int = 2, threads: int | None = None):
@@ -205,7 +204,6 @@ class DataParallel:
         for p in self.params:
             p.grad = None
         errors, losses = [], [0.0] * len(parts)
-        t0 = time.perf_counter()
         try:
             with _threads_per_process(self.threads):
                 loss = self.loss_fn(arrays[0][parts[0]] if single else tuple(a[parts[0]] for a in arrays))
@@ -213,17 +211,13 @@ class DataParallel:
             losses[0] = float(loss.item())
         except Exception as e:  # the workers' answers must still be read, or the next step would get them
             errors.append(e)
-        t1 = time.perf_counter()
-        flags = [np.ones(len(self.params), bool)] + [None] * (len(parts) - 1)
-        worker_seconds = []
+        has_grad = {}  # rank -> which parameters that worker sent a gradient for
         for rank in range(1, len(parts)):
             try:
                 reply = self._receive(rank)
-                losses[rank], flags[rank] = reply["loss"], reply["has_grad"]
-                worker_seconds.append(reply["seconds"])
+                losses[rank], has_grad[rank] = reply["loss"], reply["has_grad"]
             except (DataParallelError, _Gone) as e:  # read the others' replies all the same
                 errors.append(e)
-        t2 = time.perf_counter()
         if errors:
             for p, g in zip(self.params, before):
                 p.grad = g
@@ -234,7 +228,7 @@ class DataParallel:
             if g is not None:
                 g *= weights[0]
             for rank in range(1, len(parts)):
-                if flags[rank][i]:
+                if has_grad[rank][i]:
                     shared = self._grad_views[rank - 1][i]
                     if g is None:
                         g = shared * weights[rank]
@@ -243,10 +237,6 @@ class DataParallel:
             if before[i] is not None and g is not None:
                 g += before[i]
             p.grad = before[i] if g is None else g
-        # Where the step's time went, for benchmarks: this process's share, the wait for the workers' last reply,
-        # combining the gradients, and each worker's own compute time.
-        self.last_times = {"share": t1 - t0, "wait": t2 - t1, "combine": time.perf_counter() - t2,
-                           "workers": worker_seconds}
         return sum(f * v for f, v in zip(fractions, losses))
 
     def _send(self, rank: int, header: dict, arrays=()) -> None:
@@ -315,7 +305,6 @@ class DataParallel:
                 break  # the main process is gone
             if header["op"] == "close":
                 break
-            start = time.perf_counter()
             try:
                 for gen, seed in zip(self._generators, header["seeds"]):
                     _reseed(gen, seed, rank)
@@ -330,7 +319,7 @@ class DataParallel:
                     if p.grad is not None:
                         np.copyto(out, p.grad)
                     p.grad = None
-                reply = {"loss": float(loss.item()), "has_grad": has_grad, "seconds": time.perf_counter() - start}
+                reply = {"loss": float(loss.item()), "has_grad": has_grad}
             except Exception as e:
                 reply = {"error": "".join(traceback.format_exception_only(type(e), e)).strip()}
             conn.send_bytes(_pack(reply))
