@@ -166,3 +166,22 @@ def test_copies_encode_alike(trained):
         assert len(copied._cache) == len(tok._cache)  # the cache comes along
         assert copied.encode(text) == expected
         assert copied._cache.encode_many.__self__ is copied
+
+
+def test_a_warm_cache_and_a_cold_one_encode_new_chunks_alike(trained):
+    """A fresh tokenizer finds a long text's distinct chunks first (base.COLD_RATIO); a warm one meets the new chunks
+    during the lookup pass. Both must give each chunk's own BPE ids."""
+    tok = RegexTokenizer()
+    tok.merges = dict(trained.merges)
+    tok._rebuild()
+    rng = random.Random(4)
+    first = many_new_chunks(2, 1500)
+    second = " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randrange(3, 9))) for _ in range(1000))
+    assert len(tok._cache) == 0
+    assert tok.encode(first) == [i for chunk in tok._split(first) for i in tok._encode_chunk(chunk)]
+    warm = len(tok._cache)
+    chunks = tok._split(second)
+    assert warm * base.COLD_RATIO >= len(chunks)  # so the second text takes the warm path
+    assert len(set(chunks) - set(tok._cache)) > base.BATCH_MIN  # with enough new chunks for a batch
+    assert tok.encode(second) == [i for chunk in chunks for i in tok._encode_chunk(chunk)]
+    assert all(type(packed) is bytes for packed in tok._cache.values())
