@@ -32,7 +32,7 @@ CACHE_LIMIT = 200_000
 _pack_id = struct.Struct("I").pack  # one id -> its array("I") bytes
 
 # A text of more than COLD_RATIO chunks per entry of the cache (a freshly loaded tokenizer's first long text) is
-# likely to bring thousands of new chunks. Then its distinct chunks are found first, at C speed (dict.fromkeys), and
+# likely to bring thousands of new chunks. Then its distinct chunks are found first, at C speed (a set), and
 # the new ones encoded and cached before one lookup pass over the text; calling __missing__ for each new chunk during
 # the pass costs more. On a warm cache the pass alone is cheaper: most texts bring few new chunks.
 COLD_RATIO = 32
@@ -109,7 +109,9 @@ class ChunkCache(dict):
             if len(chunks) < BATCH_MIN:
                 return b"".join(map(self.__getitem__, chunks))
             if len(self) * COLD_RATIO < len(chunks):
-                self._add(dict.fromkeys(chunks).keys() - self.keys())
+                new = set(chunks)
+                new.difference_update(self)
+                self._add(new)
                 return b"".join(map(self.__getitem__, chunks))
             waiting = self._waiting = {}
             try:
