@@ -1,0 +1,106 @@
+"""The loss of a trained character-level GPT over the whole val split: ours (a train.py out_dir) or nanoGPT's.
+
+train.py and nanoGPT both report val loss as the mean over eval_iters random batches: with 20 batches of 12 x 64
+that is 15,360 characters, and two draws of the same model differ by about 0.01. This script averages the
+cross-entropy over every non-overlapping block_size window of the val split instead (the last 10% of the text:
+1,742 windows of 64 characters for tinyshakespeare), the same windows for both sides, so two trained models
+compare without evaluation noise.
+
+    python benchmarks/val_loss.py OUT_DIR                                 # train.py --preset shakespeare_char
+    python benchmarks/val_loss.py --nanogpt NANOGPT_ROOT NANOGPT_OUT_DIR  # nanoGPT's ckpt.pt (needs torch)
+
+Both sides use the vocabulary of shakespeare_char: the sorted characters of the whole text (--data, default
+../shared/data/tinyshakespeare.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import _common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
+from _common import SHARED_TEXT
+
+# Run by nanoGPT's interpreter in its own folder (its model.py): argv = ckpt folder, windows .npz.
+NANOGPT_EVAL = """
+import json, sys
+import numpy as np, torch
+from model import GPT, GPTConfig
+ckpt = torch.load(sys.argv[1] + "/ckpt.pt", map_location="cpu")
+model = GPT(GPTConfig(**ckpt["model_args"]))
+model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
+model.eval()
+w = np.load(sys.argv[2])
+total = 0.0
+with torch.no_grad():
+    for i in range(0, len(w["x"]), 64):
+        x, y = torch.from_numpy(w["x"][i:i + 64]), torch.from_numpy(w["y"][i:i + 64])
+        total += float(model(x, y)[1]) * len(x)
+print(json.dumps({"loss": total / len(w["x"]), "iter": int(ckpt["iter_num"])}))
+"""
+
+
+def val_windows(text_path: Path, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y), each (windows, block_size): consecutive windows of the val split and the characters after them."""
+    text = text_path.read_text(encoding="utf-8")
+    stoi = {c: i for i, c in enumerate(sorted(set(text)))}
+    ids = np.array([stoi[c] for c in text], np.int64)
+    val = ids[int(0.9 * len(ids)):]
+    starts = np.arange(0, len(val) - block_size, block_size)  # each window's targets end inside the split
+    offsets = starts[:, None] + np.arange(block_size + 1)
+    return val[offsets[:, :-1]], val[offsets[:, 1:]]
+
+
+def ours(out_dir: Path, text_path: Path) -> dict:
+    from models.gpt2 import GPT2
+    from tinygrad_lite import no_grad
+
+    model = GPT2.from_pretrained(out_dir)
+    model.eval()
+    x, y = val_windows(text_path, model.config.n_positions)
+    total = 0.0
+    with no_grad():
+        for i in range(0, len(x), 64):
+            total += float(model(x[i:i + 64], targets=y[i:i + 64])[1].item()) * len(x[i:i + 64])
+    return {"loss": total / len(x), "windows": len(x)}
+
+
+def nanogpt(root: Path, out_dir: Path, text_path: Path) -> dict:
+    """nanoGPT's checkpoint, evaluated by its own model.py in a subprocess (torch is not imported here)."""
+    meta = subprocess.run([sys.executable, "-c", "import json, sys, torch; c = torch.load(sys.argv[1], "
+                           "map_location='cpu'); print(json.dumps(c['model_args']))", str(out_dir / "ckpt.pt")],
+                          capture_output=True, text=True, cwd=root)
+    if meta.returncode != 0:
+        raise RuntimeError(f"cannot read {out_dir / 'ckpt.pt'}: {meta.stderr.strip().splitlines()[-1:]}")
+    x, y = val_windows(text_path, json.loads(meta.stdout.splitlines()[-1])["block_size"])
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "w.npz", x=x, y=y)
+        run = subprocess.run([sys.executable, "-c", NANOGPT_EVAL, str(out_dir.resolve()), str(Path(tmp) / "w.npz")],
+                             capture_output=True, text=True, cwd=root)
+    if run.returncode != 0:
+        raise RuntimeError(f"nanoGPT evaluation failed: {run.stderr.strip().splitlines()[-1:]}")
+    return {**json.loads(run.stdout.splitlines()[-1]), "windows": len(x)}  # model.py prints a line first
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir", type=Path, help="train.py's --out_dir, or nanoGPT's with --nanogpt")
+    parser.add_argument("--nanogpt", type=Path, help="nanoGPT's checkout: out_dir holds its ckpt.pt")
+    parser.add_argument("--data", type=Path, default=SHARED_TEXT, help="the text trained on")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        sys.exit(f"error: {args.data} not found (pass --data)")
+    try:
+        res = nanogpt(args.nanogpt, args.out_dir, args.data) if args.nanogpt else ours(args.out_dir, args.data)
+    except (OSError, RuntimeError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{args.out_dir}: val loss {res['loss']:.4f} over all {res['windows']:,} windows of the val split")
+
+
+if __name__ == "__main__":
+    main()
