@@ -80,7 +80,7 @@ class BatchBPE:
             best = np.minimum.reduceat(ranks, starts)
             done = best == self._none
             best[done] = -1  # matches no pair: chunks with nothing left to merge sit out the round...
-            sizes = np.diff(starts, append=len(tokens))  # tokens of each chunk, its separator included
+            sizes = np.subtract(np.append(starts[1:], len(tokens)), starts)  # each chunk's tokens and separator
             at = _without_overlaps(np.flatnonzero(ranks == np.repeat(best, sizes)))
             tokens[at] = ranks[at]  # the left token of each merged pair becomes the merged one...
             keep = np.ones(len(tokens), bool)
@@ -118,9 +118,10 @@ def _without_overlaps(at: np.ndarray) -> np.ndarray:
     """
     if len(at) < 2:
         return at
-    follows = np.diff(at, prepend=-2) == 1
+    follows = at[1:] - at[:-1] == 1  # follows[i - 1]: position i comes right after position i - 1
     if not follows.any():
         return at
+    follows = np.concatenate(([False], follows))
     run_start = np.maximum.accumulate(np.where(follows, 0, at))  # the first position of each one's run
     return at[(at - run_start) % 2 == 0]
 
