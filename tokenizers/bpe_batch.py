@@ -118,10 +118,10 @@ def _without_overlaps(at: np.ndarray) -> np.ndarray:
     """
     if len(at) < 2:
         return at
-    follows = at[1:] - at[:-1] == 1  # follows[i - 1]: position i comes right after position i - 1
+    follows = at[1:] - at[:-1] == 1
     if not follows.any():
         return at
-    follows = np.concatenate(([False], follows))
+    follows = np.concatenate(([False], follows))  # follows[i]: at[i] is at[i - 1] + 1
     run_start = np.maximum.accumulate(np.where(follows, 0, at))  # the first position of each one's run
     return at[(at - run_start) % 2 == 0]
 
