@@ -8,6 +8,7 @@ without the evaluation noise of 20 random batches, with the same windows for our
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,6 @@ import time
 from pathlib import Path
 
 import _common
-import val_loss
 from _common import REPO, SHARED_TEXT
 
 NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
@@ -110,13 +110,16 @@ def full_run(args) -> None:
 
 
 def _whole_val(name: str, work: Path, text: Path, cwd: Path) -> str:
-    """The run's best model evaluated on the whole val split, as text ("-" with the reason if that fails)."""
-    try:
-        if name == "nanoGPT":
-            res = val_loss.nanogpt(cwd, work / "nanogpt", text)
-        else:
-            res = val_loss.ours(work / name, text)
-    except (OSError, RuntimeError, ValueError) as e:
-        print(f"    whole val split: not evaluated ({e})")
+    """The run's best model evaluated on the whole val split (benchmarks/val_loss.py), as text ("-" if that fails).
+
+    In a child process: loading our model here would grow this process's RSS, which the next run's child inherits
+    as the floor of its ru_maxrss (see timed_run)."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "val_loss.py"), str(work / name.lower()), "--data", str(text),
+           "--json"]
+    if name == "nanoGPT":
+        cmd += ["--nanogpt", str(cwd)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"    whole val split: not evaluated ({run.stderr.strip().splitlines()[-1:]})")
         return "-"
-    return f"{res['loss']:.4f}"
+    return f"{json.loads(run.stdout)['loss']:.4f}"

@@ -92,6 +92,7 @@ def main(argv=None) -> None:
     parser.add_argument("out_dir", type=Path, help="train.py's --out_dir, or nanoGPT's with --nanogpt")
     parser.add_argument("--nanogpt", type=Path, help="nanoGPT's checkout: out_dir holds its ckpt.pt")
     parser.add_argument("--data", type=Path, default=SHARED_TEXT, help="the text trained on")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         sys.exit(f"error: {args.data} not found (pass --data)")
@@ -99,7 +100,10 @@ def main(argv=None) -> None:
         res = nanogpt(args.nanogpt, args.out_dir, args.data) if args.nanogpt else ours(args.out_dir, args.data)
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print(f"{args.out_dir}: val loss {res['loss']:.4f} over all {res['windows']:,} windows of the val split")
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{args.out_dir}: val loss {res['loss']:.4f} over all {res['windows']:,} windows of the val split")
 
 
 if __name__ == "__main__":
