@@ -82,7 +82,7 @@ def test_reverse_task_targets():
     (["--bias", "maybe"], "--bias: expected true or false"),
     (["--activation", "relu"], "--activation must be gelu or gelu_new"),
     (["--data_parallel", "5", "--batch_size", "4"], "--data_parallel (5) cannot exceed batch_size (4)"),
-    (["--data_parallel", "0"], "--data_parallel must be at least 1"),
+    (["--data_parallel", "-1"], "--data_parallel must be at least 0"),
 ])
 def test_bad_options_are_one_line_errors(argv, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -182,9 +182,9 @@ def test_same_seed_same_losses_bit_for_bit(tmp_path):
 
 
 @pytest.mark.parametrize("extra", [
-    [],
-    ["--dropout", "0.1", "--gradient_accumulation_steps", "2"],
-    ["--dropout", "0.1", "--gradient_accumulation_steps", "2", "--data_parallel", "2"],
+    ["--data_parallel", "1"],
+    ["--dropout", "0.1", "--gradient_accumulation_steps", "2", "--data_parallel", "1"],
+    ["--dropout", "0.1", "--gradient_accumulation_steps", "2"],  # the default: 2 processes on multi-core Linux
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, extra):
     args = ["--eval_interval", "4", *TINY, *extra]
@@ -197,6 +197,28 @@ def test_resume_equals_uninterrupted_run(tmp_path, extra):
     assert full.keys() == part.keys()
     for k in full:
         np.testing.assert_array_equal(full[k], part[k], err_msg=k)
+
+
+def test_data_parallel_is_automatic_by_default(monkeypatch):
+    from tinygrad_lite import data_parallel as dpm
+    from training import options
+
+    assert parse_args([]).data_parallel == 0
+    monkeypatch.setattr(options.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(dpm, "available", lambda: True)
+    assert options.data_parallel_processes(parse_args([])) == 2
+    assert options.data_parallel_processes(parse_args(["--batch_size", "1"])) == 1  # one row: nothing to split
+    assert options.data_parallel_processes(parse_args(["--data_parallel", "1"])) == 1
+    assert options.data_parallel_processes(parse_args(["--data_parallel", "3"])) == 3
+    monkeypatch.setattr(options.os, "cpu_count", lambda: 1)
+    assert options.data_parallel_processes(parse_args([])) == 1
+    monkeypatch.setattr(options.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(options.sys, "gettrace", lambda: print)  # a debugger with breakpoints traces every call
+    assert options.data_parallel_processes(parse_args([])) == 1
+    monkeypatch.setattr(options.sys, "gettrace", lambda: None)
+    monkeypatch.setattr(options.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(dpm, "available", lambda: False)  # macOS, Windows: no safe fork
+    assert options.data_parallel_processes(parse_args([])) == 1
 
 
 def test_shakespeare_char_smoke_and_sample(tmp_path):

@@ -25,7 +25,7 @@ from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
 
 from . import checkpoint as ckpt
 from .metrics import MetricsLog, flops_per_token, measure_matmul_peak
-from .options import TrainOptions
+from .options import TrainOptions, data_parallel_processes
 
 
 def estimate_losses(job, opts: TrainOptions, iteration: int) -> dict:
@@ -64,8 +64,10 @@ def train(job, opts: TrainOptions, log=print) -> dict:
     tokens_per_iter = opts.batch_size * job.tokens_per_example * opts.gradient_accumulation_steps
     fpt = flops_per_token(n_params, opts.n_layer, opts.n_embd, job.tokens_per_example)
     peak = measure_matmul_peak()
+    processes = data_parallel_processes(opts)
+    split = f", each batch split between {processes} processes" if processes > 1 else ""
     log(f"{type(model).__name__}: {n_params:,} parameters, {tokens_per_iter} tokens/iter, "
-        f"measured float32 matmul peak {peak:.0f} GFLOP/s")
+        f"measured float32 matmul peak {peak:.0f} GFLOP/s{split}")
 
     def save_state(iteration: int) -> None:
         meta = {"iter": iteration, "best": best, "rng": ckpt.rng_state(rng), "options": dataclasses.asdict(opts),
@@ -80,7 +82,7 @@ def train(job, opts: TrainOptions, log=print) -> dict:
     stop = _StopRequest()
     # --data_parallel N: the forward and backward of each batch split between this process and N - 1 forked workers
     # that share the weights (tinygrad_lite.data_parallel); evaluation and the optimizer stay here.
-    dp = DataParallel(model, job.loss, opts.data_parallel) if opts.data_parallel > 1 else None
+    dp = DataParallel(model, job.loss, processes) if processes > 1 else None
     try:
         while True:
             if stop.requested:
