@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,17 @@ def test_loss_and_gradients_equal_the_full_batch(processes, rows):
     assert loss == pytest.approx(want_loss, rel=1e-13)
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, want[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_the_last_steps_timings_are_reported():
+    model = tiny_gpt()
+    with DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes=2) as dp:
+        t0 = time.perf_counter()
+        dp.step(batch(4))
+        wall = time.perf_counter() - t0
+    assert list(dp.timings) == ["forward", "backward", "wait", "average"]
+    assert all(t >= 0 for t in dp.timings.values()) and dp.timings["backward"] > 0
+    assert sum(dp.timings.values()) <= wall
 
 
 def test_step_adds_scaled_gradients_to_earlier_ones():

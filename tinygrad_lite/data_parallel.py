@@ -39,6 +39,7 @@ import os
 import signal
 import struct
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 
@@ -170,6 +171,10 @@ class DataParallel:
             self._conns.append(mine)
             self._workers.append(worker)
         self.closed = False
+        # Seconds the last step spent handing out the shares and on this process's forward (with its loss), on its
+        # backward, waiting for the workers' answers after that, and averaging the gradients
+        # (benchmarks/step_parts.py reports them).
+        self.timings = {"forward": 0.0, "backward": 0.0, "wait": 0.0, "average": 0.0}
 
     # ----- this process
 
@@ -194,6 +199,7 @@ class DataParallel:
             raise
 
     def _step(self, arrays: list, single: bool, scale: float) -> float:
+        clock = [time.perf_counter()]
         n = len(arrays[0])
         parts = [s for s in threads.split(n, self.processes) if s.stop > s.start]
         fractions = [(s.stop - s.start) / n for s in parts]
@@ -207,8 +213,10 @@ class DataParallel:
         try:
             with _threads_per_process(self.threads):
                 loss = self.loss_fn(arrays[0][parts[0]] if single else tuple(a[parts[0]] for a in arrays))
+                clock.append(time.perf_counter())
                 loss.backward()
             losses[0] = float(loss.item())
+            clock.append(time.perf_counter())
         except Exception as e:  # the workers' answers must still be read, or the next step would get them
             errors.append(e)
         has_grad = {}  # rank -> which parameters that worker sent a gradient for
@@ -222,6 +230,7 @@ class DataParallel:
             for p, g in zip(self.params, before):
                 p.grad = g
             raise errors[0]
+        clock.append(time.perf_counter())
         weights = [scale * f for f in fractions]
         for i, p in enumerate(self.params):
             g = p.grad
@@ -237,6 +246,8 @@ class DataParallel:
             if before[i] is not None and g is not None:
                 g += before[i]
             p.grad = before[i] if g is None else g
+        clock.append(time.perf_counter())
+        self.timings = dict(zip(("forward", "backward", "wait", "average"), np.diff(clock).tolist()))
         return sum(f * v for f, v in zip(fractions, losses))
 
     def _send(self, rank: int, header: dict, arrays=()) -> None:
