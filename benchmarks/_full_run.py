@@ -62,7 +62,7 @@ def full_run(args) -> None:
         sys.exit(f"--full-run needs tinyshakespeare: pass --data FILE ({SHARED_TEXT} is absent)")
     work = Path(tempfile.mkdtemp(prefix="bench-full-"))
     runs = {"ours": ([sys.executable, "train.py", "--preset", "shakespeare_char", "--data", str(text.resolve()),
-                      "--out_dir", str(work / "ours"), "--log_interval", "1"], REPO)}
+                      "--out_dir", str(work / "ours"), "--log_interval", "1", "--data_parallel", "1"], REPO)}
     if args.max_iters:  # a shorter run: decay over it, warm up over at most all of it (both sides alike)
         warmup = min(100, args.max_iters)
         runs["ours"][0].extend(["--max_iters", str(args.max_iters), "--lr_decay_iters", str(args.max_iters),
