@@ -25,28 +25,23 @@ import time
 import _common  # before NumPy: applies --threads to the environment
 import numpy as np
 import train_step
-from train_step import BETAS, CONFIGS, GRAD_CLIP, LR, WEIGHT_DECAY
+from train_step import CONFIGS, GRAD_CLIP
 
 
 def summary(ms: list) -> str:
     return f"{statistics.median(ms):8.2f} {min(ms):8.2f}"
 
 
-def step_parts(cfg: dict, steps: int, processes: int, data: list) -> None:
-    from models.gpt2 import GPT2, GPT2Config
+def step_parts(cfg: dict, processes: int, data: list) -> None:
     from tinygrad_lite.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
-    config = GPT2Config(vocab_size=cfg["vocab_size"], n_positions=cfg["block_size"], n_embd=cfg["n_embd"],
-                        n_layer=cfg["n_layer"], n_head=cfg["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)
-    model = GPT2(config, rng=np.random.default_rng(0))
-    optimizer = model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
+    model, optimizer = train_step.build_model(cfg)
     params = model.parameters()
     dp = DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes) if processes > 1 else None
     parts: dict = {}
     try:
-        for i, (x, y) in enumerate(data[:steps]):
+        for i, (x, y) in enumerate(data):
             t0 = time.perf_counter()
             if dp is None:
                 _, loss = model(x, targets=y)
@@ -148,14 +143,16 @@ def main(argv=None) -> None:
     parser.add_argument("--processes", type=int, default=2, help="processes of the data-parallel side (default 2)")
     parser.add_argument("--threads", type=int, help="BLAS/torch threads (see train_step.py)")
     args = parser.parse_args(argv)
+    if args.steps <= 5:
+        parser.error("--steps must exceed the 5 warm-up steps")
     cfg = CONFIGS[args.config]
     print(f"{args.config}: n_layer {cfg['n_layer']}, n_head {cfg['n_head']}, n_embd {cfg['n_embd']}, block "
           f"{cfg['block_size']}, batch {cfg['batch_size']}; {_common.load_average()}")
     stream, _ = _common.char_stream(cfg["vocab_size"])
     data = _common.batches(stream, cfg["batch_size"], cfg["block_size"], args.steps)
-    step_parts(cfg, args.steps, 1, data)
+    step_parts(cfg, 1, data)
     if args.processes > 1:
-        step_parts(cfg, args.steps, args.processes, data)
+        step_parts(cfg, args.processes, data)
 
     torch = train_step.import_torch()
     if torch is None:

@@ -76,21 +76,27 @@ def flops_per_step(cfg: dict) -> float:
 # ------------------------------------------------------------------------------------------------- ours
 
 
-def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
-    """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
-
-    With processes > 1 the forward and backward of each batch are split between this process and forked workers
-    (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
+def build_model(cfg: dict, seed: int = 0):
+    """(model, optimizer): our GPT2 for a config, in training mode with dropout 0, and its AdamW."""
     from models.gpt2 import GPT2, GPT2Config
-    from tinygrad_lite.data_parallel import DataParallel
-    from tinygrad_lite.optim import clip_grad_norm_
 
     config = GPT2Config(vocab_size=cfg["vocab_size"], n_positions=cfg["block_size"], n_embd=cfg["n_embd"],
                         n_layer=cfg["n_layer"], n_head=cfg["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
                         attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)
     model = GPT2(config, rng=np.random.default_rng(seed))
     model.train()
-    optimizer = model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
+    return model, model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
+
+
+def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
+    """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
+
+    With processes > 1 the forward and backward of each batch are split between this process and forked workers
+    (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
+    from tinygrad_lite.data_parallel import DataParallel
+    from tinygrad_lite.optim import clip_grad_norm_
+
+    model, optimizer = build_model(cfg, seed)
     dp = DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes) if processes > 1 else None
 
     def step(batch) -> float:
