@@ -1,9 +1,10 @@
 """tinygrad_lite: a reverse-mode autograd engine over NumPy arrays, small enough to step through in a debugger."""
 
-from .function import AnomalyError, Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .function import (AnomalyError, Function, detect_anomaly, enable_grad, is_fused_enabled, is_grad_enabled, no_grad,
+                       set_fused)
 from .gradcheck import GradcheckError, gradcheck
 from .memory import keep_freed_memory
-from .module import Module, Parameter
+from .module import Module, Parameter, as_generator
 from .tensor import Tensor
 
 __all__ = [
@@ -15,9 +16,12 @@ __all__ = [
     "Tensor",
     "detect_anomaly",
     "enable_grad",
+    "as_generator",
     "gradcheck",
+    "is_fused_enabled",
     "is_grad_enabled",
     "no_grad",
+    "set_fused",
 ]
 
 keep_freed_memory()  # freed arrays stay in the process for the next step: see memory.py (TINYGRAD_LITE_KEEP_MEMORY=0)

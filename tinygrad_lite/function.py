@@ -22,9 +22,42 @@ import traceback
 
 import numpy as np
 
-# Grad mode and anomaly mode are process-global switches, as in PyTorch (single-threaded use).
+# Grad mode, anomaly mode and the fused switch are process-global, as grad mode is in PyTorch (single-threaded use).
 _grad_enabled = True
 _anomaly_enabled = False
+_fused_enabled = True
+
+
+def is_fused_enabled() -> bool:
+    """True when nn ops run as fused Functions (the default), False when they run as their composed reference twins."""
+    return _fused_enabled
+
+
+class set_fused:
+    """Choose the path of every nn op in the stack: fused Functions (True) or compositions of primitive ops (False).
+
+    Takes effect at once, and as a context manager restores the previous setting on exit, the pattern of
+    torch.set_grad_enabled:
+
+        tinygrad_lite.set_fused(False)          # from here on, the reference path
+        with tinygrad_lite.set_fused(False):    # only inside the block
+            loss = model(x, targets=y)[1]
+
+    Layers and models read the switch each time they run, so the same model object runs either path.
+    """
+
+    def __init__(self, enabled: bool):
+        global _fused_enabled
+        self._prev = _fused_enabled
+        _fused_enabled = bool(enabled)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _fused_enabled
+        _fused_enabled = self._prev
+        return False
 
 
 def is_grad_enabled() -> bool:

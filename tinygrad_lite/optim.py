@@ -338,6 +338,14 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
+def weight_decay_groups(params, weight_decay: float) -> list:
+    """Parameter groups for AdamW with weight decay on the 2-D parameters (matrices, embeddings) only, as GPT-2 and
+    nanoGPT train: decaying biases and norm gains towards 0 would only fight the normalisation."""
+    params = _as_param_list(params, "params")
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
 def _balanced(items: list, parts: int) -> list:
     """items cut into at most `parts` lists of about equal total size (largest first, each to the lightest list)."""
     if parts <= 1 or len(items) <= 1:
