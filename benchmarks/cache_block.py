@@ -17,7 +17,7 @@ import _common  # noqa: F401  (applies --threads before NumPy loads)
 import numpy as np
 
 from tinygrad_lite import threads
-from tinygrad_lite.ops.gelu import gelu_backward, gelu_forward
+from tinygrad_lite.fused.gelu import gelu_backward, gelu_forward
 
 SHAPES = {"small": (12 * 64, 4 * 128), "medium": (16 * 128, 4 * 384)}
 BLOCKS = (None, 1 << 14, 1 << 15, 1 << 16, 1 << 17)

@@ -19,7 +19,7 @@ import numpy as np
 import tinygrad_lite.functional as F
 from tinygrad_lite import Tensor
 from tinygrad_lite.function import Function
-from tinygrad_lite.ops.gelu import gelu_backward, gelu_forward
+from tinygrad_lite.fused.gelu import gelu_backward, gelu_forward
 from tinygrad_lite.threads import parallel_map, parts_for, split
 
 

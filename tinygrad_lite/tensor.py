@@ -20,7 +20,7 @@ from . import autograd as _autograd
 from . import function as _function
 from .function import is_grad_enabled
 from .ops import elementwise as E
-from .ops import gelu as G
+from .fused import gelu as G
 from .ops import matmul as M
 from .ops import movement as V
 from .ops import reduce as R
