@@ -33,7 +33,7 @@ def summary(ms: list) -> str:
 
 
 def step_parts(cfg: dict, processes: int, data: list) -> None:
-    from tinygrad_lite.data_parallel import DataParallel
+    from tinygrad_lite.fast.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
     model, optimizer = train_step.build_model(cfg)

@@ -93,7 +93,7 @@ def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
 
     With processes > 1 the forward and backward of each batch are split between this process and forked workers
     (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
-    from tinygrad_lite.data_parallel import DataParallel
+    from tinygrad_lite.fast.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
     model, optimizer = build_model(cfg, seed)

@@ -9,8 +9,8 @@ import pytest
 
 from models.gpt2 import GPT2, GPT2Config
 from tinygrad_lite import Module, Parameter, Tensor
-from tinygrad_lite import data_parallel as dpm
-from tinygrad_lite.data_parallel import DataParallel, DataParallelError
+from tinygrad_lite.fast import data_parallel as dpm
+from tinygrad_lite.fast.data_parallel import DataParallel, DataParallelError
 from tinygrad_lite.optim import AdamW
 
 pytestmark = pytest.mark.skipif(not dpm.available(), reason="data parallelism needs fork (Linux)")

@@ -1,4 +1,4 @@
-"""tinygrad_lite.memory: freed memory stays in the process, so a repeated training step causes no page faults."""
+"""tinygrad_lite.fast.memory: freed memory stays in the process, so a repeated training step causes no page faults."""
 
 import os
 import platform
@@ -7,15 +7,16 @@ import sys
 
 import pytest
 
-from tinygrad_lite import memory
+from tinygrad_lite.fast import memory
 
 linux_glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                  reason="mallopt is glibc's")
 
 _LOOP = """
 import resource, numpy as np
-import tinygrad_lite
 from tinygrad_lite import Tensor
+from tinygrad_lite.fast import memory
+applied = memory.keep_freed_memory()
 x = Tensor(np.ones((256, 1024), dtype=np.float32), requires_grad=True)  # 1 MiB arrays: mmap-sized by default
 def step():
     y = (x * 2.0).gelu().sum()
@@ -26,7 +27,7 @@ for _ in range(3):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):
     step()
-print(tinygrad_lite.keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
@@ -47,7 +48,7 @@ def test_repeated_steps_reuse_memory_instead_of_faulting_in_fresh_pages():
 
 
 def test_keep_freed_memory_reports_its_state():
-    # In effect exactly under glibc, unless switched off; the same answer on every call (applied once, at import).
+    # In effect exactly under glibc, unless switched off; the same answer on every call (applied once).
     expected = memory._is_glibc() and os.environ.get("TINYGRAD_LITE_KEEP_MEMORY", "1") != "0"
     assert memory.keep_freed_memory() is expected
     assert memory.keep_freed_memory() is expected

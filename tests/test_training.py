@@ -200,7 +200,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, extra):
 
 
 def test_data_parallel_is_automatic_by_default(monkeypatch):
-    from tinygrad_lite import data_parallel as dpm
+    from tinygrad_lite.fast import data_parallel as dpm
     from training import options
 
     assert parse_args([]).data_parallel == 0

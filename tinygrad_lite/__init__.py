@@ -3,7 +3,6 @@
 from .function import (AnomalyError, Function, detect_anomaly, enable_grad, is_fused_enabled, is_grad_enabled, no_grad,
                        set_fused)
 from .gradcheck import GradcheckError, gradcheck
-from .memory import keep_freed_memory
 from .module import Module, Parameter, as_generator
 from .tensor import Tensor
 
@@ -23,5 +22,3 @@ __all__ = [
     "no_grad",
     "set_fused",
 ]
-
-keep_freed_memory()  # freed arrays stay in the process for the next step: see memory.py (TINYGRAD_LITE_KEEP_MEMORY=0)

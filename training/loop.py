@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from tinygrad_lite import no_grad
-from tinygrad_lite.data_parallel import DataParallel
+from tinygrad_lite.fast.data_parallel import DataParallel
 from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
 
 from . import checkpoint as ckpt

@@ -175,7 +175,7 @@ def validate(o: TrainOptions) -> None:
     if o.data_parallel < 0:
         raise OptionError(f"--data_parallel must be at least 0 (0: automatic), got {o.data_parallel}")
     if o.data_parallel > 1:
-        from tinygrad_lite.data_parallel import available
+        from tinygrad_lite.fast.data_parallel import available
 
         if not available():
             raise OptionError("--data_parallel needs fork (Linux); use --data_parallel 1 on this platform")
@@ -203,7 +203,7 @@ def data_parallel_processes(o: TrainOptions) -> int:
     """
     if o.data_parallel:
         return o.data_parallel
-    from tinygrad_lite.data_parallel import available
+    from tinygrad_lite.fast.data_parallel import available
 
     usable = available() and sys.gettrace() is None
     return 2 if usable and (os.cpu_count() or 1) >= 2 and o.batch_size >= 2 else 1

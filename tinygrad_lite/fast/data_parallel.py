@@ -45,8 +45,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import threads
-from .module import Module
+from .. import threads
+from ..module import Module
 
 _ALIGN = 64  # bytes: every parameter starts on a cache line of the shared buffers
 
