@@ -15,6 +15,7 @@ import numpy as np
 
 import tinygrad_lite.functional as F
 from tinygrad_lite import Tensor
+from tinygrad_lite.ops import Erf
 
 
 class Case(NamedTuple):
@@ -153,6 +154,7 @@ def _unary_cases():
         "silu": (lambda x: x.silu(), lambda x: _t("F.silu")(x), "normal"),
         "gelu_tanh": (lambda x: x.gelu(), lambda x: _t("F.gelu")(x, approximate="tanh"), "normal"),
         "gelu_none": (lambda x: x.gelu(approximate="none"), lambda x: _t("F.gelu")(x), "normal"),
+        "erf": (lambda x: Erf.apply(x), lambda x: _t("erf")(x), "normal"),
     }
     for name, (fn, tfn, kind) in ops.items():
         for shape in UNARY_SHAPES:
@@ -327,9 +329,9 @@ def as_tensors(case: Case, arrays: list) -> list:
     return [Tensor(a, requires_grad=is_differentiable(kind)) for a, (_, kind) in zip(arrays, case.specs)]
 
 
-# ----------------------------------------------------------------------------- fused ops composed of primitive ops
-# Each builds the same function as a fused Function out of elementwise/reduce/movement ops only, so the fused
-# forward and hand-written backward can be compared with a graph the engine differentiates op by op.
+# ----------------------------------------------------------------------------- softmax composed of primitive ops
+# The same function as the Softmax / LogSoftmax primitives out of elementwise and reduce ops, so their hand-written
+# backward can be compared with a graph the engine differentiates op by op.
 
 
 def composed_log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -341,43 +343,3 @@ def composed_log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def composed_softmax(x: Tensor, axis: int = -1) -> Tensor:
     e = (x - Tensor(x.data.max(axis=axis, keepdims=True))).exp()
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def composed_cross_entropy(logits: Tensor, targets: np.ndarray, ignore_index: int = -100,
-                           label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
-    C = logits.shape[-1]
-    logp = composed_log_softmax(logits.reshape(-1, C))  # (N, C)
-    t = np.asarray(targets).reshape(-1)
-    valid = t != ignore_index
-    picked = logp[np.arange(t.size), np.where(valid, t, 0)]  # (N,)
-    loss = -picked * (1.0 - label_smoothing) - logp.mean(axis=-1) * label_smoothing
-    loss = loss * Tensor(valid.astype(logits.dtype))
-    if reduction == "none":
-        return loss.reshape(*np.shape(targets))
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / float(valid.sum())
-
-
-def composed_layer_norm(x: Tensor, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    mu = x.mean(axis=-1, keepdims=True)
-    xc = x - mu
-    y = xc / ((xc * xc).mean(axis=-1, keepdims=True) + eps).sqrt()
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
-
-
-def composed_rms_norm(x: Tensor, weight=None, eps: float = 1e-6) -> Tensor:
-    y = x / ((x * x).mean(axis=-1, keepdims=True) + eps).sqrt()
-    return y * weight if weight is not None else y
-
-
-def composed_gelu_tanh(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + (np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)).tanh())
-
-
-def composed_silu(x: Tensor) -> Tensor:
-    return x / (1.0 + (-x).exp())

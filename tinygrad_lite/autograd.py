@@ -30,7 +30,7 @@ def backward(output, grad=None, retain_graph: bool = False) -> None:
             raise RuntimeError(f"backward() without a gradient needs a one-element output, got shape {output.shape}")
         grad = np.ones(output.data.shape, dtype=output.data.dtype)
     else:
-        grad = np.asarray(grad.data if isinstance(grad, _function.Tensor) else grad, dtype=output.dtype)
+        grad = np.asarray(grad, dtype=output.dtype)  # an array or a Tensor (Tensor.__array__)
         if grad.shape != output.shape:
             raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {output.shape}")
 
@@ -49,7 +49,7 @@ def backward(output, grad=None, retain_graph: bool = False) -> None:
             for hook in node._hooks:
                 out = hook(g)
                 if out is not None:
-                    g = np.asarray(out.data if isinstance(out, _function.Tensor) else out, dtype=node.dtype)
+                    g = np.asarray(out, dtype=node.dtype)
                     if g.shape != node.shape:
                         raise ValueError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
                                          f"{g.shape} for a tensor of shape {node.shape}")

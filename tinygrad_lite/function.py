@@ -126,9 +126,6 @@ class detect_anomaly:
         return False
 
 
-Tensor = None  # set by tensor.py once Tensor exists (avoids an import on every op)
-
-
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the separator: not tinygrad_lite_examples/
 
 
@@ -176,11 +173,11 @@ class Function:
         try:
             arrays = [t.data for t in tensors]
             needs = tuple([t.requires_grad for t in tensors])
-        except AttributeError:
-            bad = next(t for t in tensors if not isinstance(t, Tensor))
-            raise TypeError(
-                f"{cls.__name__}.apply takes Tensors as positional arguments, got {type(bad).__name__}"
-            ) from None
+            wrap = tensors[0]._wrap
+        except (AttributeError, IndexError):
+            bad = next((t for t in tensors if not hasattr(t, "requires_grad")), None)
+            got = type(bad).__name__ if tensors else "none"
+            raise TypeError(f"{cls.__name__}.apply takes Tensors as positional arguments, got {got}") from None
         ctx = cls()
         # Set before forward so forward may skip saving what no backward will need.
         ctx.needs_input_grad = needs
@@ -191,7 +188,7 @@ class Function:
             raise AnomalyError(f"{cls.__name__} produced NaN/Inf in forward, called from {_user_frame()}")
         # Integer results (a cast to int) carry no gradient, as in torch: integer tensors never require grad.
         requires_grad = _grad_enabled and True in needs and out.dtype.kind == "f"
-        result = Tensor._wrap(out, requires_grad)
+        result = wrap(out, requires_grad)  # Tensor._wrap, reached through an input: tensor.py imports every op
         if requires_grad:
             ctx.parents = tensors
             ctx.released = False

@@ -27,9 +27,7 @@ import math
 
 import numpy as np
 
-from . import threads
 from .tensor import Tensor
-from .threads import parallel_map
 
 
 def _as_param_list(params, what: str) -> list:
@@ -54,7 +52,7 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups: list[dict] = []
         self.state: dict = {}
-        self._scratch: dict = {}  # (dtype, thread slot) -> (2, largest parameter size) work array
+        self._scratch: dict = {}  # dtype -> (2, largest parameter size) work array
         groups = _as_param_list(params, "params")
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -109,33 +107,22 @@ class Optimizer:
                 grad = p.grad
                 if grad is None:
                     continue
-                data = p.data
-                if grad.shape != data.shape:
-                    raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape {data.shape}")
+                if grad.shape != p.data.shape:
+                    raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape {p.data.shape}")
                 state = self.state.get(p)
                 if state is None:
-                    state = self.state[p] = self._init_state(data)
-                work.append((data, grad, state, hyper))
-        # Parameters update independently: large models split them into groups of about equal size, one per thread
-        # (each update is a dozen NumPy passes that release the GIL), each group with scratch buffers of its own.
-        total = sum(item[0].size for item in work)
-        shares = _balanced(work, threads.parts_for(total, threads.MIN_PARALLEL_SIZE))
-
-        def update(slot_items):
-            slot, items = slot_items
-            for data, grad, state, hyper in items:
-                self._update(data, grad, state, *self._buffers(data, slot), **hyper)
-
-        parallel_map(update, list(enumerate(shares)))
+                    state = self.state[p] = self._init_state(p.data)
+                work.append((p.data, grad, state, hyper))
+        for data, grad, state, hyper in work:
+            self._update(data, grad, state, *self._buffers(data), **hyper)
         return loss
 
-    def _buffers(self, data: np.ndarray, slot: int = 0):
-        """Two scratch arrays shaped like `data`, views into one work array per dtype and thread (no allocation per
-        step)."""
-        work = self._scratch.get((data.dtype, slot))
+    def _buffers(self, data: np.ndarray):
+        """Two scratch arrays shaped like `data`, views into one work array per dtype (no allocation per step)."""
+        work = self._scratch.get(data.dtype)
         if work is None:
             biggest = max(p.data.size for g in self.param_groups for p in g["params"] if p.data.dtype == data.dtype)
-            work = self._scratch[(data.dtype, slot)] = np.empty((2, biggest), dtype=data.dtype)
+            work = self._scratch[data.dtype] = np.empty((2, biggest), dtype=data.dtype)
         n = data.size
         return work[0, :n].reshape(data.shape), work[1, :n].reshape(data.shape)
 
@@ -346,18 +333,6 @@ def weight_decay_groups(params, weight_decay: float) -> list:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def _balanced(items: list, parts: int) -> list:
-    """items cut into at most `parts` lists of about equal total size (largest first, each to the lightest list)."""
-    if parts <= 1 or len(items) <= 1:
-        return [items]
-    shares, sizes = [[] for _ in range(min(parts, len(items)))], [0] * min(parts, len(items))
-    for item in sorted(items, key=lambda it: -it[0].size):
-        i = sizes.index(min(sizes))
-        shares[i].append(item)
-        sizes[i] += item[0].size
-    return shares
-
-
 # ----------------------------------------------------------------- gradient clipping
 
 
@@ -414,8 +389,3 @@ def cosine_with_warmup(it: int, learning_rate: float, warmup_iters: int, lr_deca
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
     return min_lr + coeff * (learning_rate - min_lr)
 
-
-def set_lr(optimizer: Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group (what a schedule does each iteration)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr

@@ -5,6 +5,7 @@ from .elementwise import (  # noqa: F401
     Add,
     Cast,
     Div,
+    Erf,
     Exp,
     Log,
     MaskedFill,

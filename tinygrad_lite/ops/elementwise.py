@@ -10,6 +10,8 @@ and a silent upcast would double the memory and time of every op.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -184,6 +186,64 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.out * self.out)
+
+
+# erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0, with P a Chebyshev fit of degree 9 whose relative error is
+# below 1.2e-7 for every z >= 0 (Press et al., Numerical Recipes, 2nd ed., 6.2 "erfcc"): as good as float32 can hold,
+# tails included, with a single exp. Coefficients of t^0 .. t^9:
+_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+           -0.82215223, 0.17087277)
+_erf_python = np.frompyfunc(math.erf, 1, 1)
+
+
+def normal_cdf_f32(x, cdf, tmp, p) -> None:
+    """Phi(x) = 0.5 erfc(-x / sqrt 2) into cdf, for float32 flat arrays (tmp, p: scratch of the same size)."""
+    t = np.abs(x, out=cdf)
+    t *= 0.5 / math.sqrt(2.0)
+    t += 1.0
+    np.reciprocal(t, out=t)  # t = 1 / (1 + z/2), z = |x| / sqrt 2
+    np.multiply(t, _ERFC_P[-1], out=p)
+    for c in reversed(_ERFC_P[1:-1]):  # Horner: P(t), its constant term folded in below
+        p += c
+        p *= t
+    e = np.multiply(x, x, out=tmp)
+    e *= -0.5  # -z^2
+    e += p
+    e += _ERFC_P[0] - math.log(2.0)  # the constant of P, and the 0.5 of q = 0.5 erfc as a log
+    with np.errstate(under="ignore"):  # far tails: exp underflows to 0, the correctly rounded 0.5 erfc
+        q = np.exp(e, out=tmp)
+    q *= t  # q = 0.5 erfc(|x| / sqrt 2) = Phi(-|x|)
+    # Phi(x) = q for x < 0, 1 - q for x >= 0, chosen as m q + (1 - m)(1 - q) with m = [x < 0] in {0.0, 1.0}: exact
+    # either way (one term is 0), and without a data-dependent branch, which costs more than the rest on random signs.
+    m = np.less(x, 0.0, out=p)  # a float32 0/1 written over P(t), which is used up
+    np.subtract(1.0, q, out=cdf)
+    q *= m
+    np.subtract(1.0, m, out=m)
+    cdf *= m
+    cdf += q
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf elementwise (NumPy has none): erf(z) = 2 Phi(z sqrt 2) - 1 in float32, math.erf per element otherwise."""
+    if x.dtype != np.float32:
+        return np.asarray(_erf_python(x), dtype=x.dtype)  # asarray: on a 0-d input frompyfunc returns a bare float
+    flat = np.ascontiguousarray(x).reshape(-1) * np.float32(math.sqrt(2.0))
+    cdf, tmp, p = np.empty_like(flat), np.empty_like(flat), np.empty_like(flat)
+    normal_cdf_f32(flat, cdf, tmp, p)
+    cdf *= 2.0
+    cdf -= 1.0
+    return cdf.reshape(x.shape)
+
+
+class Erf(Function):
+    """The error function; d/dx erf(x) = 2 / sqrt(pi) exp(-x^2)."""
+
+    def forward(self, x):
+        self.x = x
+        return erf(x)
+
+    def backward(self, g):
+        return g * ((2.0 / math.sqrt(math.pi)) * np.exp(-self.x * self.x))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -52,20 +52,6 @@ class Expand(Function):
         return unbroadcast(g, self.in_shape)
 
 
-def normalize_index(index):
-    """Turn Tensors and lists inside an index into NumPy arrays, so the index is a plain NumPy index."""
-    from ..tensor import Tensor
-
-    def conv(i):
-        if isinstance(i, Tensor):
-            return i.data
-        if isinstance(i, list):
-            return np.asarray(i)
-        return i
-
-    return tuple(conv(i) for i in index) if isinstance(index, tuple) else conv(index)
-
-
 def _is_advanced(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, np.ndarray) and i.ndim > 0 or isinstance(i, np.ndarray) and i.dtype == bool
