@@ -3,19 +3,23 @@
     from tinygrad_lite import fast
     print(fast.enable())      # what it turned on, for the application's log
 
-What it holds, each piece kept because benchmarks/ shows it pays (docs/performance.md has the figures):
+Each piece is kept because benchmarks/ shows it pays (docs/performance.md has the figures):
 - memory.py          glibc's malloc keeps freed memory for the next step instead of handing it back to the OS
+- blocks.py          the elementwise kernels fed cache-sized slices (fused GELU)
+- blas.py            the BLAS's thread count per call, for processes that share the cores
 - data_parallel.py   each batch split between forked processes that share the weights
 """
 
 from __future__ import annotations
 
-from . import memory
+from . import blocks, memory
 
 
 def enable() -> list[str]:
-    """Turn on every process-wide setting of the backend; returns one short description per setting in effect."""
+    """Turn on the backend's process-wide settings; returns one short description per setting in effect."""
     done = []
     if memory.keep_freed_memory():
         done.append("malloc keeps freed memory")
+    blocks.install()
+    done.append(f"elementwise kernels in {blocks.CACHE_BLOCK}-element slices")
     return done

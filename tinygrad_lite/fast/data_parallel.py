@@ -1,10 +1,10 @@
 """Data parallelism over processes: each batch split between this process and forked workers, like PyTorch's
 DistributedDataParallel on one machine, without the GIL in the way.
 
-Threads (tinygrad_lite.threads) split one op at a time, and every NumPy call takes the GIL for its Python part: two
-threads each making thousands of small calls wait for each other (GELU over 4,096-element pieces ran 0.6x as fast on
-two threads as on one). Processes do not share a GIL. So here each of P processes runs the whole forward and
-backward on its share of the batch, single-threaded, and only the gradients meet:
+Threads inside one process would split one op at a time, and every NumPy call takes the GIL for its Python part:
+two threads each making thousands of small calls wait for each other. Processes do not share a GIL. So here each of
+P processes runs the whole forward and backward on its share of the batch, its BLAS on its own share of the cores,
+and only the gradients meet:
 
     batch (N rows) -> shares n_0 ... n_{P-1}    process r: loss_r = loss_fn(share r), backward -> g_r
     loss = sum_r (n_r / N) loss_r,   grad = sum_r (n_r / N) g_r
@@ -41,11 +41,10 @@ import struct
 import sys
 import time
 import traceback
-from contextlib import contextmanager
 
 import numpy as np
 
-from .. import threads
+from .blas import blas_threads, set_blas_threads
 from ..module import Module
 
 _ALIGN = 64  # bytes: every parameter starts on a cache line of the shared buffers
@@ -122,16 +121,10 @@ def _unpack(message: bytes) -> tuple[dict, list[np.ndarray]]:
     return header, arrays
 
 
-@contextmanager
-def _threads_per_process(n: int):
-    """This process's pool and BLAS limited to n threads (the other processes use the other cores)."""
-    previous = threads.THREADS_OVERRIDE
-    threads.THREADS_OVERRIDE = n
-    try:
-        with threads.blas_threads(n):
-            yield
-    finally:
-        threads.THREADS_OVERRIDE = previous
+def _split(n: int, parts: int) -> list:
+    """Contiguous slices covering range(n) in `parts` nearly equal pieces (empty ones dropped)."""
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i + 1] > bounds[i]]
 
 
 class DataParallel:
@@ -201,7 +194,7 @@ class DataParallel:
     def _step(self, arrays: list, single: bool, scale: float) -> float:
         clock = [time.perf_counter()]
         n = len(arrays[0])
-        parts = [s for s in threads.split(n, self.processes) if s.stop > s.start]
+        parts = _split(n, self.processes)
         fractions = [(s.stop - s.start) / n for s in parts]
         seeds = [int(g.integers(2**63)) for g in self._generators]
         for rank, part in enumerate(parts[1:], start=1):
@@ -211,7 +204,7 @@ class DataParallel:
             p.grad = None
         errors, losses = [], [0.0] * len(parts)
         try:
-            with _threads_per_process(self.threads):
+            with blas_threads(self.threads):
                 loss = self.loss_fn(arrays[0][parts[0]] if single else tuple(a[parts[0]] for a in arrays))
                 clock.append(time.perf_counter())
                 loss.backward()
@@ -304,8 +297,7 @@ class DataParallel:
 
     def _serve(self, rank: int, conn) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process to handle
-        threads.THREADS_OVERRIDE = self.threads
-        threads.set_blas_threads(self.threads)
+        set_blas_threads(self.threads)
         for c in self._conns:  # the pipes of earlier workers, inherited through fork: not ours
             c.close()
         grads = self._grad_views[rank - 1]
