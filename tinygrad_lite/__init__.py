@@ -3,8 +3,8 @@
 from .function import (AnomalyError, Function, detect_anomaly, enable_grad, is_fused_enabled, is_grad_enabled, no_grad,
                        set_fused)
 from .gradcheck import GradcheckError, gradcheck
-from .module import Module, Parameter, as_generator
-from .tensor import Tensor
+from .module import Module, Parameter
+from .tensor import Tensor, as_generator
 
 __all__ = [
     "AnomalyError",

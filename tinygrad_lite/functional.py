@@ -21,9 +21,8 @@ from .fused.linear import Embedding, Linear
 from .fused.loss import CrossEntropy
 from .fused.norm import LayerNorm, RMSNorm
 from .function import is_fused_enabled
-from .module import as_generator
 from .ops.elementwise import Erf
-from .tensor import Tensor
+from .tensor import Tensor, as_generator
 
 # --------------------------------------------------------------------------------------------- cross-entropy
 

@@ -16,12 +16,6 @@ from .tensor import Tensor
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def as_generator(rng: np.random.Generator | None = None) -> np.random.Generator:
-    """rng itself, or a fresh unseeded generator when it is None: every layer and model that draws random numbers
-    takes an optional generator, so that a caller who passes one gets the same weights and masks every run."""
-    return np.random.default_rng() if rng is None else rng
-
-
 class Parameter(Tensor):
     """A Tensor that is a trainable parameter of a Module (requires_grad=True by default)."""
 
