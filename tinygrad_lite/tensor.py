@@ -19,6 +19,7 @@ import numpy as np
 from . import autograd as _autograd
 from . import function as _function
 from .function import is_grad_enabled
+from .ops import activation as A
 from .ops import elementwise as E
 from .fused import gelu as G
 from .ops import matmul as M
@@ -331,6 +332,37 @@ class Tensor:
 
     def silu(self):
         return E.Silu.apply(self)
+
+    # Activations and clip/sign (ops/activation.py), with torch's names, defaults and subgradients. Number arguments
+    # become Python numbers first: an np.float64 beta or bound would turn a float32 tensor's result into float64.
+    def clip(self, min=None, max=None):
+        """torch.clamp: either bound may be None (unbounded); with min > max every entry becomes max, as in torch."""
+        lo, hi = (b.item() if isinstance(b, np.generic) else b for b in (min, max))
+        x = self.astype(DEFAULT_FLOAT) if float in (type(lo), type(hi)) and not _is_float(self.dtype) else self
+        return A.Clip.apply(x, lo=lo, hi=hi)  # an integer tensor with a float bound clips in float32, as torch
+
+    clamp = clip
+
+    def sign(self):
+        return A.Sign.apply(self)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return A.Softplus.apply(self, beta=float(beta), threshold=float(threshold))
+
+    def elu(self, alpha: float = 1.0):
+        return A.Elu.apply(self, alpha=float(alpha))
+
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return A.LeakyRelu.apply(self, negative_slope=float(negative_slope))
+
+    def relu6(self):
+        return A.Relu6.apply(self)
+
+    def hardswish(self):
+        return A.Hardswish.apply(self)
+
+    def mish(self):
+        return A.Mish.apply(self)
 
     def gelu(self, approximate: str = "tanh"):
         if approximate not in ("tanh", "none"):
