@@ -17,16 +17,21 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd as _autograd
-from . import function as _function
 from .function import is_grad_enabled
 from .ops import activation as A
 from .ops import elementwise as E
-from .fused import gelu as G
 from .ops import matmul as M
 from .ops import movement as V
 from .ops import reduce as R
 
 DEFAULT_FLOAT = np.float32
+
+
+def as_generator(rng: np.random.Generator | None = None) -> np.random.Generator:
+    """rng itself, or a fresh unseeded generator when it is None: everything that draws random numbers (Tensor.randn,
+    dropout, layers' initial weights) takes an optional generator, so that a caller who passes one gets the same
+    numbers every run."""
+    return np.random.default_rng() if rng is None else rng
 
 
 def _is_float(dtype: np.dtype) -> bool:
@@ -91,10 +96,10 @@ class Tensor:
         self._retains_grad = False
         self.name = name
 
-    @classmethod
-    def _wrap(cls, arr, requires_grad: bool) -> Tensor:
-        """Fast constructor for op outputs: no dtype logic, no copy."""
-        t = cls.__new__(cls)
+    @staticmethod
+    def _wrap(arr, requires_grad: bool) -> Tensor:
+        """Fast constructor for op outputs: no dtype logic, no copy; always a plain Tensor."""
+        t = Tensor.__new__(Tensor)
         t.data = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
         t.grad = None
         t.requires_grad = requires_grad
@@ -129,6 +134,10 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(tensor) is its data (as for a torch tensor on the CPU)."""
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def item(self):
         if self.data.size != 1:
@@ -176,8 +185,7 @@ class Tensor:
 
     @staticmethod
     def randn(*shape, rng=None, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
-        rng = np.random.default_rng() if rng is None else rng
-        return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+        return Tensor(as_generator(rng).standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
 
     # ----- autograd -----
     def backward(self, grad=None, retain_graph: bool = False) -> None:
@@ -186,9 +194,6 @@ class Tensor:
         The graph walk itself is `tinygrad_lite.autograd.backward`: set a breakpoint there to watch backprop.
         """
         _autograd.backward(self, grad, retain_graph)
-
-    def _topological_order(self) -> list:
-        return _autograd.topological_order(self)
 
     def retain_grad(self) -> Tensor:
         """Keep .grad on a non-leaf tensor after backward (leaves always keep theirs)."""
@@ -365,9 +370,9 @@ class Tensor:
         return A.Mish.apply(self)
 
     def gelu(self, approximate: str = "tanh"):
-        if approximate not in ("tanh", "none"):
-            raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
-        return G.Gelu.apply(self, approximate=approximate)
+        from .functional import gelu  # functional builds on Tensor: imported when first used
+
+        return gelu(self, approximate)
 
     def softmax(self, axis: int = -1):
         return R.Softmax.apply(self, axis=axis)
@@ -431,7 +436,7 @@ class Tensor:
         return V.Reshape.apply(self, shape=self.shape[:s] + (-1,) + self.shape[e + 1 :])
 
     def __getitem__(self, index):
-        return V.Getitem.apply(self, index=V.normalize_index(index))
+        return V.Getitem.apply(self, index=_plain_index(index))
 
     @staticmethod
     def cat(tensors, axis: int = 0):
@@ -471,5 +476,13 @@ def _shape_arg(shape) -> tuple:
     return tuple(shape)
 
 
-_function.Tensor = Tensor
+def _plain_index(index):
+    """An index with its Tensors and lists turned into NumPy arrays: a plain NumPy index."""
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    return np.asarray(index) if isinstance(index, list) else index
+
+
 __all__ = ["Tensor", "is_grad_enabled"]
