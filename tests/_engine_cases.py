@@ -155,6 +155,14 @@ def _unary_cases():
         "gelu_tanh": (lambda x: x.gelu(), lambda x: _t("F.gelu")(x, approximate="tanh"), "normal"),
         "gelu_none": (lambda x: x.gelu(approximate="none"), lambda x: _t("F.gelu")(x), "normal"),
         "erf": (lambda x: Erf.apply(x), lambda x: _t("erf")(x), "normal"),
+        "clip": (lambda x: x.clip(-0.5, 0.7), lambda x: _t("clamp")(x, -0.5, 0.7), "normal"),
+        "sign": (lambda x: x.sign(), lambda x: _t("sign")(x), "away"),
+        "softplus": (lambda x: x.softplus(2.0, 1.0), lambda x: _t("F.softplus")(x, 2.0, 1.0), "normal"),
+        "elu": (lambda x: x.elu(0.7), lambda x: _t("F.elu")(x, alpha=0.7), "away"),
+        "leaky_relu": (lambda x: x.leaky_relu(0.2), lambda x: _t("F.leaky_relu")(x, 0.2), "away"),
+        "relu6": (lambda x: (x * 3.5).relu6(), lambda x: _t("F.relu6")(x * 3.5), "away"),
+        "hardswish": (lambda x: (x * 2.5).hardswish(), lambda x: _t("F.hardswish")(x * 2.5), "normal"),
+        "mish": (lambda x: x.mish(), lambda x: _t("F.mish")(x), "normal"),
     }
     for name, (fn, tfn, kind) in ops.items():
         for shape in UNARY_SHAPES:

@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 
+from .function import is_fused_enabled
 from .fused.gelu import Gelu
 from .fused.linear import Embedding, Linear
 from .fused.loss import CrossEntropy
 from .fused.norm import LayerNorm, RMSNorm
-from .function import is_fused_enabled
 from .ops.elementwise import Erf
 from .tensor import Tensor, as_generator
 
