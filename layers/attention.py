@@ -10,7 +10,7 @@ keeps H query heads but only Hkv key/value heads, each shared by H / Hkv query h
 factor. Hkv = 1 is multi-query attention (Shazeer 2019); Hkv = H is multi-head attention again.
 
 Parameter names follow Hugging Face so checkpoints load by name: q_proj, k_proj, v_proj, o_proj (Llama, Mixtral) or,
-with fused_qkv=True, GPT-2's c_attn (dim, 3 dim) holding [W_q | W_k | W_v] side by side, and c_proj.
+with packed_qkv=True, GPT-2's c_attn (dim, 3 dim) holding [W_q | W_k | W_v] side by side, and c_proj.
 """
 
 from __future__ import annotations
@@ -18,22 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 import tinygrad_lite.functional as F
-from tinygrad_lite import Module, Tensor
+from tinygrad_lite import Module, Tensor, as_generator
 
-from .attention_function import packed_self_attention, scaled_dot_product_attention
+from .attention_function import merge_heads, packed_self_attention, scaled_dot_product_attention, split_heads
 from .kv_cache import KVCache
 from .linear import Linear
 from .positional import RotaryEmbedding
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    B, T, C = x.shape
-    return x.reshape(B, T, n_heads, C // n_heads).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    B, H, T, D = x.shape
-    return x.transpose(1, 2).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, C)
 
 
 class MultiHeadAttention(Module):
@@ -45,13 +35,13 @@ class MultiHeadAttention(Module):
     them afterwards (the context is then not projected again). Initialisation: that of Linear.
     """
 
-    def __init__(self, dim: int, n_heads: int, bias: bool = True, dropout: float = 0.0, fused_qkv: bool = False,
+    def __init__(self, dim: int, n_heads: int, bias: bool = True, dropout: float = 0.0, packed_qkv: bool = False,
                  rng=None, dtype=np.float32):
         if dim % n_heads:
             raise ValueError(f"MultiHeadAttention: dim {dim} is not divisible by n_heads {n_heads}")
-        self.dim, self.n_heads, self.dropout, self.fused_qkv = dim, n_heads, dropout, fused_qkv
-        self.rng = np.random.default_rng() if rng is None else rng
-        if fused_qkv:
+        self.dim, self.n_heads, self.dropout, self.packed_qkv = dim, n_heads, dropout, packed_qkv
+        self.rng = as_generator(rng)
+        if packed_qkv:
             self.c_attn = Linear(dim, 3 * dim, bias=bias, rng=self.rng, dtype=dtype)
             self.c_proj = Linear(dim, dim, bias=bias, rng=self.rng, dtype=dtype)
         else:
@@ -63,7 +53,7 @@ class MultiHeadAttention(Module):
     def _qkv(self, x: Tensor, context: Tensor | None, need_kv: bool) -> tuple:
         """Projections (B, T, C) -> q (B, T, C) and, if need_kv, k, v (B, S, C) of the context (or of x)."""
         src = x if context is None else context
-        if not self.fused_qkv:
+        if not self.packed_qkv:
             return self.q_proj(x), *((self.k_proj(src), self.v_proj(src)) if need_kv else (None, None))
         # GPT-2's c_attn holds [W_q | W_k | W_v]. Slicing the weight (not the (B, T, 3C) output) lets the query part
         # read x and the key/value part the context, and its backward fills (C, 3C) zeros, not (B, T, 3C) ones.
@@ -75,7 +65,7 @@ class MultiHeadAttention(Module):
     def forward(self, x: Tensor, context: Tensor | None = None, attn_mask=None, is_causal: bool = False,
                 cache: KVCache | None = None) -> Tensor:
         p = self.dropout if self.training else 0.0
-        if self.fused_qkv and context is None and cache is None:
+        if self.packed_qkv and context is None and cache is None:
             # Self-attention without a cache (training): one (C, 3C) product and attention on its packed output.
             out = packed_self_attention(self.c_attn(x), self.n_heads, attn_mask=attn_mask, is_causal=is_causal,
                                         dropout_p=p, rng=self.rng)  # (B, T, 3C) -> (B, T, C)
@@ -91,11 +81,11 @@ class MultiHeadAttention(Module):
                 k, v = cache.update(k, v)  # (B, H, past + S, D)
         out = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=p,
                                            rng=self.rng)  # (B, H, T, D)
-        out = (self.c_proj if self.fused_qkv else self.o_proj)(merge_heads(out))  # (B, T, C)
+        out = (self.c_proj if self.packed_qkv else self.o_proj)(merge_heads(out))  # (B, T, C)
         return F.dropout(out, p, training=self.training, rng=self.rng)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, n_heads={self.n_heads}, fused_qkv={self.fused_qkv}"
+        return f"dim={self.dim}, n_heads={self.n_heads}, packed_qkv={self.packed_qkv}"
 
 
 class GroupedQueryAttention(Module):
@@ -117,7 +107,7 @@ class GroupedQueryAttention(Module):
             raise ValueError(f"GroupedQueryAttention: rope.head_dim {rope.head_dim} != head_dim {head_dim}")
         self.dim, self.n_heads, self.n_kv_heads, self.head_dim = dim, n_heads, n_kv_heads, head_dim
         self.rope, self.dropout = rope, dropout
-        self.rng = np.random.default_rng() if rng is None else rng
+        self.rng = as_generator(rng)
         self.q_proj = Linear(dim, n_heads * head_dim, bias=bias, rng=self.rng, dtype=dtype)
         self.k_proj = Linear(dim, n_kv_heads * head_dim, bias=bias, rng=self.rng, dtype=dtype)
         self.v_proj = Linear(dim, n_kv_heads * head_dim, bias=bias, rng=self.rng, dtype=dtype)

@@ -32,8 +32,8 @@ from layers.kv_cache import KVCache
 from layers.linear import Embedding
 from layers.mlp import MLP
 from layers.norm import LayerNorm
-from tinygrad_lite import Module, Tensor
-from tinygrad_lite.optim import AdamW
+from tinygrad_lite import Module, Tensor, as_generator
+from tinygrad_lite.optim import AdamW, weight_decay_groups
 
 from . import hf
 from .common import GenerateMixin, as_ids, check_cache
@@ -101,7 +101,7 @@ class Block(Module):
         C = config.n_embd
         bias = config.bias
         self.ln_1 = LayerNorm(C, eps=config.layer_norm_epsilon, bias=bias, dtype=dtype)
-        self.attn = MultiHeadAttention(C, config.n_head, bias=bias, dropout=config.attn_pdrop, fused_qkv=True,
+        self.attn = MultiHeadAttention(C, config.n_head, bias=bias, dropout=config.attn_pdrop, packed_qkv=True,
                                        rng=rng, dtype=dtype)  # c_attn (C, 3C), c_proj (C, C)
         self.ln_2 = LayerNorm(C, eps=config.layer_norm_epsilon, bias=bias, dtype=dtype)
         self.mlp = MLP(C, config.n_inner, bias=bias, dropout=config.resid_pdrop, rng=rng, dtype=dtype,
@@ -145,7 +145,7 @@ class GPT2(GenerateMixin, hf.PretrainedMixin, Module):
     def __init__(self, config: GPT2Config, dtype=np.float32, rng: np.random.Generator | None = None,
                  init: bool = True):
         self.config, self.dtype = config, np.dtype(dtype)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_generator(rng)
         self.transformer = GPT2Model(config, rng, self.dtype)
         if init:
             self._init_weights(rng)
@@ -202,11 +202,7 @@ class GPT2(GenerateMixin, hf.PretrainedMixin, Module):
     def configure_optimizer(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95), eps: float = 1e-8):
         """AdamW with weight decay on the 2-D weights (matrices and embeddings) only: decaying biases and LayerNorm
         gains towards 0 would only fight the normalisation, so they get none."""
-        params = self.parameters()
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+        return AdamW(weight_decay_groups(self.parameters(), weight_decay), lr=learning_rate, betas=betas, eps=eps)
 
     # ----- Hugging Face folder format (see hf.py)
 

@@ -1,14 +1,14 @@
-"""scaled_dot_product_attention: fused Function vs the unfused composition, gradchecks, masks, GQA, and torch."""
+"""scaled_dot_product_attention: fused Function vs the reference composition, gradchecks, masks, GQA, and torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from layers import causal_mask, scaled_dot_product_attention, scaled_dot_product_attention_unfused
+from layers import causal_mask, scaled_dot_product_attention, scaled_dot_product_attention_reference
 from tinygrad_lite import Tensor, detect_anomaly, gradcheck
 
-fused, unfused = scaled_dot_product_attention, scaled_dot_product_attention_unfused
+fused, reference = scaled_dot_product_attention, scaled_dot_product_attention_reference
 
 
 def qkv(rng, B=2, H=4, Hkv=2, Tq=5, Tk=7, D=3, dtype=np.float64):
@@ -57,12 +57,12 @@ MASK_CASES = {
 
 @pytest.mark.parametrize("heads", [(4, 4), (4, 2), (4, 1)], ids=["mha", "gqa", "mqa"])
 @pytest.mark.parametrize("case", list(MASK_CASES))
-def test_fused_equals_unfused_forward_and_backward(rng, heads, case):
+def test_fused_equals_reference_forward_and_backward(rng, heads, case):
     H, Hkv = heads
     q, k, v = qkv(rng, H=H, Hkv=Hkv)
     kw = MASK_CASES[case](rng, 2, H, 5, 7)
     g = rng.standard_normal((2, H, 5, 3))
-    a, b = run(fused, q, k, v, g, **kw), run(unfused, q, k, v, g, **kw)
+    a, b = run(fused, q, k, v, g, **kw), run(reference, q, k, v, g, **kw)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
 
@@ -75,7 +75,7 @@ def test_fused_matches_the_textbook_loop(rng):
 
 
 @pytest.mark.parametrize("case", ["none", "bool_per_head_and_causal", "additive"])
-@pytest.mark.parametrize("fn", [fused, unfused], ids=["fused", "unfused"])
+@pytest.mark.parametrize("fn", [fused, reference], ids=["fused", "reference"])
 def test_gradcheck(rng, case, fn):
     q, k, v = qkv(rng, B=1, H=4, Hkv=2, Tq=3, Tk=4, D=3)
     kw = MASK_CASES[case](rng, 1, 4, 3, 4)
@@ -85,7 +85,7 @@ def test_gradcheck(rng, case, fn):
 def test_gradcheck_with_dropout(rng):
     q, k, v = qkv(rng, B=1, H=2, Hkv=1, Tq=3, Tk=4, D=2)
     # The same seed each call: the dropout mask is a constant of the function being differentiated.
-    for fn in (fused, unfused):
+    for fn in (fused, reference):
         assert gradcheck(lambda q, k, v, fn=fn: fn(q, k, v, dropout_p=0.3, rng=np.random.default_rng(5)), q, k, v)
 
 
@@ -93,7 +93,7 @@ def test_dropout_same_mask_in_both_paths(rng):
     q, k, v = qkv(rng, H=4, Hkv=2)
     g = rng.standard_normal((2, 4, 5, 3))
     a = run(fused, q, k, v, g, dropout_p=0.4, rng=np.random.default_rng(9))
-    b = run(unfused, q, k, v, g, dropout_p=0.4, rng=np.random.default_rng(9))
+    b = run(reference, q, k, v, g, dropout_p=0.4, rng=np.random.default_rng(9))
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
     c = run(fused, q, k, v, g)
@@ -117,7 +117,7 @@ def test_fully_masked_rows_give_zeros_not_nan(rng):
     additive = np.where(mask, 0.0, -np.inf)
     g = rng.standard_normal((2, 2, 3, 3))
     with detect_anomaly():
-        for fn in (fused, unfused):
+        for fn in (fused, reference):
             for m in (mask, additive):
                 out, dq, dk, dv = run(fn, q, k, v, g, attn_mask=m)
                 assert np.isfinite(out).all() and np.isfinite(dq).all() and np.isfinite(dk).all()
@@ -132,7 +132,7 @@ def test_fully_masked_rows_give_zeros_not_nan(rng):
 
 def test_return_weights(rng):
     q, k, v = qkv(rng, H=4, Hkv=2)
-    for fn in (fused, unfused):
+    for fn in (fused, reference):
         out, w = fn(q, k, v, is_causal=True, return_weights=True)
         assert w.shape == (2, 4, 5, 7) and not w.requires_grad
         np.testing.assert_allclose(w.data.sum(-1), 1.0)
@@ -220,13 +220,13 @@ def test_causal_query_blocks_agree(rng, monkeypatch, block, case, shape):
     elif case == "bool_2d_causal":
         kw["attn_mask"] = rng.random((Tq, Tk)) < 0.7
     g = rng.standard_normal((2, 4, Tq, 3))
-    expected = run(unfused, q, k, v, g, **kw)
+    expected = run(reference, q, k, v, g, **kw)
     monkeypatch.setattr(attention_function, "QUERY_BLOCK", block)
     assert len(attention_function.query_blocks(Tq, Tk, True)) == -(-Tq // block)
     for x, y in zip(run(fused, q, k, v, g, **kw), expected):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
     out, w = fused(q, k, v, return_weights=True, **kw)
-    np.testing.assert_allclose(w.data, unfused(q, k, v, return_weights=True, **kw)[1].data, atol=1e-12)
+    np.testing.assert_allclose(w.data, reference(q, k, v, return_weights=True, **kw)[1].data, atol=1e-12)
     if block == 2:  # the hand-written blocked backward against finite differences, dropout included
         q, k, v = (Tensor(t.data[:1], requires_grad=True) for t in (q, k, v))
         kw = {n: (m[:1] if n == "attn_mask" and m.ndim == 4 else m) for n, m in kw.items()}
@@ -246,33 +246,9 @@ def test_large_scores_stay_exact_in_float32(rng, target):
     g = rng.standard_normal((1, 2, 6, 8)).astype(np.float32)
     ours = run(fused, q, k, v, g, is_causal=True)
     q64, k64, v64 = (Tensor(t.data.astype(np.float64), requires_grad=True) for t in (q, k, v))
-    ref = run(unfused, q64, k64, v64, g.astype(np.float64), is_causal=True)
+    ref = run(reference, q64, k64, v64, g.astype(np.float64), is_causal=True)
     for name, x, y in zip(["out", "dq", "dk", "dv"], ours, ref):
         assert np.isfinite(x).all()
         if target > 10 and name in ("dq", "dk"):
             continue  # near one-hot weights: these are float32 rounding noise (~1e-7 * |q|) around tiny true values
         np.testing.assert_allclose(x, y, rtol=2e-3, atol=5e-5)
-
-
-@pytest.mark.parametrize("shape", [(3, 4, 2), (1, 4, 2), (1, 2, 1)], ids=["split_batch", "split_heads", "serial"])
-@pytest.mark.parametrize("case", ["causal", "bool_per_batch", "bool_per_head_and_causal", "additive"])
-def test_threaded_parts_agree(rng, monkeypatch, shape, case):
-    # Large calls split (batch, K/V head) between threads; force the split on small inputs and compare.
-    from layers import attention_function
-
-    B, H, Hkv = shape
-    monkeypatch.setenv("LAYERS_NUM_THREADS", "3")
-    monkeypatch.setattr(attention_function, "PARALLEL_MIN_SCORES", 0)
-    monkeypatch.setattr(attention_function, "QUERY_BLOCK", 2)
-    q, k, v = qkv(rng, B=B, H=H, Hkv=Hkv, Tq=5, Tk=6)
-    kw = MASK_CASES[case](rng, B, H, 5, 6)
-    g = rng.standard_normal((B, H, 5, 3))
-    for dropout in ({}, {"dropout_p": 0.3}):
-        a = run(fused, q, k, v, g, rng=np.random.default_rng(2), **dropout, **kw)
-        b = run(unfused, q, k, v, g, rng=np.random.default_rng(2), **dropout, **kw)
-        for x, y in zip(a, b):
-            np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
-    w = fused(q, k, v, return_weights=True, **kw)[1].data
-    np.testing.assert_allclose(w, unfused(q, k, v, return_weights=True, **kw)[1].data, atol=1e-12)
-    expected_parts = min(3, B) if B > 1 else min(3, Hkv)
-    assert len(attention_function._parts(B, Hkv, 1)) == expected_parts

@@ -19,7 +19,7 @@ def test_parameter_names_hf_style(rng):
     assert [(n, p.shape) for n, p in mha.named_parameters()] == [
         ("q_proj.weight", (8, 8)), ("q_proj.bias", (8,)), ("k_proj.weight", (8, 8)), ("k_proj.bias", (8,)),
         ("v_proj.weight", (8, 8)), ("v_proj.bias", (8,)), ("o_proj.weight", (8, 8)), ("o_proj.bias", (8,))]
-    gpt2 = MultiHeadAttention(8, 2, fused_qkv=True, rng=rng)
+    gpt2 = MultiHeadAttention(8, 2, packed_qkv=True, rng=rng)
     assert [(n, p.shape) for n, p in gpt2.named_parameters()] == [
         ("c_attn.weight", (8, 24)), ("c_attn.bias", (24,)), ("c_proj.weight", (8, 8)), ("c_proj.bias", (8,))]
     gqa = GroupedQueryAttention(8, 4, 2, rng=rng)
@@ -29,7 +29,7 @@ def test_parameter_names_hf_style(rng):
 
 def fused_copy(mha: MultiHeadAttention) -> MultiHeadAttention:
     """The same weights in GPT-2's layout: c_attn = [W_q | W_k | W_v]."""
-    f = MultiHeadAttention(mha.dim, mha.n_heads, fused_qkv=True, dtype=mha.q_proj.weight.dtype)
+    f = MultiHeadAttention(mha.dim, mha.n_heads, packed_qkv=True, dtype=mha.q_proj.weight.dtype)
     f.c_attn.weight.data[:] = np.concatenate([mha.q_proj.weight.data, mha.k_proj.weight.data,
                                               mha.v_proj.weight.data], axis=1)
     f.c_attn.bias.data[:] = np.concatenate([mha.q_proj.bias.data, mha.k_proj.bias.data, mha.v_proj.bias.data])
@@ -102,9 +102,9 @@ def test_mqa_and_gqa_share_kv_heads(rng):
 
 @pytest.mark.parametrize("make", [
     lambda rng: MultiHeadAttention(4, 2, rng=rng),
-    lambda rng: MultiHeadAttention(4, 2, fused_qkv=True, rng=rng),
+    lambda rng: MultiHeadAttention(4, 2, packed_qkv=True, rng=rng),
     lambda rng: GroupedQueryAttention(4, 2, 1, rope=RotaryEmbedding(2), rng=rng),
-], ids=["mha", "mha_fused_qkv", "gqa_rope"])
+], ids=["mha", "mha_packed_qkv", "gqa_rope"])
 def test_module_gradcheck(rng, make):
     module = make(rng)
     assert gradcheck_module(module, x64(rng, 2, 3, 4), call=lambda m, x: m(x, is_causal=True))
@@ -112,7 +112,7 @@ def test_module_gradcheck(rng, make):
 
 def test_cross_attention_gradcheck(rng):
     for fused in (False, True):
-        mha = MultiHeadAttention(4, 2, fused_qkv=fused, rng=rng)
+        mha = MultiHeadAttention(4, 2, packed_qkv=fused, rng=rng)
         assert gradcheck_module(mha, x64(rng, 1, 3, 4), x64(rng, 1, 2, 4),
                                 call=lambda m, x, c: m(x, context=c))
 
@@ -134,10 +134,10 @@ def decode(module, x, step_sizes, **kw):
 
 @pytest.mark.parametrize("make", [
     lambda: MultiHeadAttention(8, 2, dtype=np.float64),
-    lambda: MultiHeadAttention(8, 2, fused_qkv=True, dtype=np.float64),
+    lambda: MultiHeadAttention(8, 2, packed_qkv=True, dtype=np.float64),
     lambda: GroupedQueryAttention(8, 4, 2, rope=RotaryEmbedding(2), dtype=np.float64),
     lambda: GroupedQueryAttention(8, 4, 1, rope=RotaryEmbedding(2, interleaved=True), dtype=np.float64),
-], ids=["mha", "mha_fused_qkv", "gqa_rope", "mqa_rope_interleaved"])
+], ids=["mha", "mha_packed_qkv", "gqa_rope", "mqa_rope_interleaved"])
 def test_cached_decoding_equals_full_forward(rng, make):
     module = randomize(make(), rng, 0.5)
     x = rng.standard_normal((2, 7, 8))

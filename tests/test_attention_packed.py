@@ -65,7 +65,7 @@ def test_module_training_path_equals_the_cached_path(rng):
     # Self-attention without a cache takes the packed path; with a cache, the three-projection path. Same numbers.
     from layers import KVCache
 
-    mha = MultiHeadAttention(12, 3, fused_qkv=True, rng=np.random.default_rng(0), dtype=np.float64)
+    mha = MultiHeadAttention(12, 3, packed_qkv=True, rng=np.random.default_rng(0), dtype=np.float64)
     x = Tensor(rng.standard_normal((2, 6, 12)))
     packed = mha(x, is_causal=True).data
     cached = mha(x, is_causal=True, cache=KVCache(6)).data
