@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinygrad_lite.functional as F
-from tinygrad_lite import Module, Tensor
+from tinygrad_lite import Module, Tensor, as_generator
 
 from .linear import Linear
 from .mlp_function import mlp
@@ -23,28 +23,23 @@ class MLP(Module):
     Hugging Face GPT-2: c_fc.weight (dim, hidden), c_proj.weight (hidden, dim). `hidden` defaults to 4 * dim.
     Optional dropout on the output (GPT-2's resid_pdrop). Initialisation: that of Linear.
 
-    By default the block runs as one fused Function (layers.mlp_function, rows split between threads);
-    `fused=False` runs it as three ops (c_fc, gelu, c_proj), each visible in the graph, for stepping through.
+    The block runs as `layers.mlp_function.mlp`: one fused Function, or three ops (c_fc, gelu, c_proj) under
+    `tinygrad_lite.set_fused(False)`.
     """
 
     def __init__(self, dim: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0, rng=None,
-                 dtype=np.float32, approximate: str = "tanh", fused: bool = True):
+                 dtype=np.float32, approximate: str = "tanh"):
         if approximate not in ("tanh", "none"):
             raise ValueError(f"MLP: approximate must be 'tanh' or 'none', got {approximate!r}")
         hidden = 4 * dim if hidden is None else hidden
-        self.approximate, self.fused = approximate, fused
-        self.c_fc = Linear(dim, hidden, bias=bias, rng=rng, dtype=dtype)
-        self.c_proj = Linear(hidden, dim, bias=bias, rng=rng, dtype=dtype)
-        self.dropout = dropout
-        self.rng = np.random.default_rng() if rng is None else rng
+        self.rng = as_generator(rng)
+        self.approximate, self.dropout = approximate, dropout
+        self.c_fc = Linear(dim, hidden, bias=bias, rng=self.rng, dtype=dtype)
+        self.c_proj = Linear(hidden, dim, bias=bias, rng=self.rng, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fused:
-            y = mlp(x, self.c_fc.weight, self.c_proj.weight, self.c_fc.bias, self.c_proj.bias, self.approximate)
-        else:
-            h = self.c_fc(x).gelu(self.approximate)  # (..., hidden)
-            y = self.c_proj(h)  # (..., dim)
-        return F.dropout(y, self.dropout, training=self.training, rng=self.rng)
+        y = mlp(x, self.c_fc.weight, self.c_proj.weight, self.c_fc.bias, self.c_proj.bias, self.approximate)
+        return F.dropout(y, self.dropout, training=self.training, rng=self.rng)  # (..., dim)
 
 
 class SwiGLU(Module):
