@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinygrad_lite.functional as F
-from tinygrad_lite import Module, Tensor
+from tinygrad_lite import Module, Tensor, as_generator
 
 
 class Dropout(Module):
@@ -22,7 +22,7 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
-        self.rng = np.random.default_rng() if rng is None else rng
+        self.rng = as_generator(rng)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, training=self.training, rng=self.rng)

@@ -15,11 +15,7 @@ import math
 import numpy as np
 
 import tinygrad_lite.functional as F
-from tinygrad_lite import Module, Parameter, Tensor
-
-
-def _rng(rng) -> np.random.Generator:
-    return np.random.default_rng() if rng is None else rng
+from tinygrad_lite import Module, Parameter, Tensor, as_generator
 
 
 class Linear(Module):
@@ -33,11 +29,11 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32):
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        self.weight = Parameter(_rng(rng).uniform(-bound, bound, (in_features, out_features)).astype(dtype))
+        self.weight = Parameter(as_generator(rng).uniform(-bound, bound, (in_features, out_features)).astype(dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)  # (..., in) -> (..., out), one fused Function
+        return F.linear(x, self.weight, self.bias)  # (..., in) -> (..., out)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -51,7 +47,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, rng=None, dtype=np.float32):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(_rng(rng).standard_normal((num_embeddings, embedding_dim)).astype(dtype))
+        self.weight = Parameter(as_generator(rng).standard_normal((num_embeddings, embedding_dim)).astype(dtype))
 
     def forward(self, ids) -> Tensor:
         return F.embedding(self.weight, ids)  # (...) integer ids -> (..., dim)

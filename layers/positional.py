@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinygrad_lite.functional as F
-from tinygrad_lite import Function, Module, Parameter, Tensor
+from tinygrad_lite import Function, Module, Parameter, Tensor, as_generator, is_fused_enabled
 
 
 def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> np.ndarray:
@@ -77,7 +77,7 @@ class LearnedPositionalEmbedding(Module):
     """
 
     def __init__(self, n_positions: int, dim: int, rng=None, dtype=np.float32):
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_generator(rng)
         self.n_positions, self.dim = n_positions, dim
         self.weight = Parameter((0.02 * rng.standard_normal((n_positions, dim))).astype(dtype))
 
@@ -112,6 +112,28 @@ class Rope(Function):
 
     def backward(self, g):
         return g * self.cos - _rotate(g * self.sin, self.interleaved)
+
+
+def rotate_half(x: Tensor, interleaved: bool = False) -> Tensor:
+    """Every feature pair (a, b) turned by 90 degrees to (-b, a), in Tensor ops."""
+    if interleaved:  # pairs (2i, 2i + 1)
+        pairs = Tensor.stack([-x[..., 1::2], x[..., 0::2]], axis=-1)  # (..., D/2, 2)
+        return pairs.reshape(*x.shape)
+    half = x.shape[-1] // 2  # pairs (i, i + D/2)
+    return Tensor.cat([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def rope_reference(x: Tensor, cos: np.ndarray, sin: np.ndarray, interleaved: bool = False) -> Tensor:
+    """x * cos + rotate_half(x) * sin (Su et al. 2021), in Tensor ops."""
+    return x * Tensor(cos) + rotate_half(x, interleaved) * Tensor(sin)
+
+
+def rope(x: Tensor, cos: np.ndarray, sin: np.ndarray, interleaved: bool = False) -> Tensor:
+    """Rotate x (..., D) by the angles whose cos and sin (broadcastable to x) are given: the fused Rope Function, or
+    rope_reference under `tinygrad_lite.set_fused(False)`."""
+    if not is_fused_enabled():
+        return rope_reference(x, cos, sin, interleaved)
+    return Rope.apply(x, cos=cos, sin=sin, interleaved=interleaved)
 
 
 class RotaryEmbedding(Module):
@@ -161,7 +183,7 @@ class RotaryEmbedding(Module):
         cos, sin = self.tables(pos, x.dtype)  # (T, D) or (B, T, D)
         if pos.ndim == 2:
             cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
-        return Rope.apply(x, cos=cos, sin=sin, interleaved=self.interleaved)  # (B, H, T, D)
+        return rope(x, cos, sin, self.interleaved)  # (B, H, T, D)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}, interleaved={self.interleaved}"
