@@ -30,8 +30,8 @@ from layers.linear import Embedding, Linear
 from layers.moe import SparseMoE
 from layers.norm import RMSNorm
 from layers.positional import RotaryEmbedding
-from tinygrad_lite import Module, Tensor
-from tinygrad_lite.optim import AdamW
+from tinygrad_lite import Module, Tensor, as_generator
+from tinygrad_lite.optim import AdamW, weight_decay_groups
 
 from . import hf
 from .common import GenerateMixin, as_ids, check_cache
@@ -117,7 +117,7 @@ class MoEConfig:
         return out
 
 
-class DecoderLayer(Module):
+class MixtralDecoderLayer(Module):
     """RMSNorm -> grouped-query attention -> residual; RMSNorm -> sparse MoE -> residual."""
 
     def __init__(self, config: MoEConfig, rope: RotaryEmbedding, rng, dtype):
@@ -146,7 +146,7 @@ class MixtralModel(Module):
         rope = RotaryEmbedding(config.head_size, base=config.rope_theta, interleaved=False,
                                max_positions=min(config.max_position_embeddings, 4096))
         self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, rng=rng, dtype=dtype)
-        self.layers = [DecoderLayer(config, rope, rng, dtype) for _ in range(config.num_hidden_layers)]
+        self.layers = [MixtralDecoderLayer(config, rope, rng, dtype) for _ in range(config.num_hidden_layers)]
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, dtype=dtype)
 
     def forward(self, idx: np.ndarray, cache: list | None = None) -> Tensor:
@@ -182,7 +182,7 @@ class MoEGPT(GenerateMixin, hf.PretrainedMixin, Module):
     def __init__(self, config: MoEConfig, dtype=np.float32, rng: np.random.Generator | None = None,
                  init: bool = True):
         self.config, self.dtype = config, np.dtype(dtype)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_generator(rng)
         self.model = MixtralModel(config, rng, self.dtype)
         self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False, rng=rng, dtype=self.dtype)
         self.aux_loss = None
@@ -228,10 +228,7 @@ class MoEGPT(GenerateMixin, hf.PretrainedMixin, Module):
 
     def configure_optimizer(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95), eps: float = 1e-8):
         """AdamW, weight decay on 2-D weights only (not on the RMSNorm gains)."""
-        params = self.parameters()
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        return AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+        return AdamW(weight_decay_groups(self.parameters(), weight_decay), lr=learning_rate, betas=betas, eps=eps)
 
     # ----- Hugging Face folder format (see hf.py)
 

@@ -33,7 +33,7 @@ from layers.kv_cache import KVCache
 from layers.linear import Embedding, Linear
 from layers.norm import LayerNorm
 from layers.positional import SinusoidalPositionalEncoding
-from tinygrad_lite import Module, Tensor, no_grad
+from tinygrad_lite import Module, Tensor, as_generator, no_grad
 
 from . import hf
 from .common import as_ids, reorder_cache
@@ -160,7 +160,7 @@ class Transformer(hf.PretrainedMixin, Module):
                  init: bool = True):
         c = self.config = config
         self.dtype = np.dtype(dtype)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_generator(rng)
         self.src_embed = Embedding(c.src_vocab_size, c.d_model, rng=rng, dtype=self.dtype)
         self.tgt_embed = (self.src_embed if c.share_embeddings
                           else Embedding(c.tgt_vocab_size, c.d_model, rng=rng, dtype=self.dtype))
