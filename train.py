@@ -15,6 +15,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from models import CheckpointError
     from training.options import OptionError, help_text, parse_args
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -30,20 +31,29 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         opts = parse_args(argv)
 
-        from training.jobs import build_job
+        from tinygrad_lite import fast, set_fused
         from training.loop import train
+        from training.options import data_parallel_processes
+        from training.presets import build_task
 
-        job = build_job(opts)
-        summary = train(job, opts)
+        with set_fused(opts.fused):  # restored on return, for a caller that runs main() in its own process
+            speed = fast.enable()  # the application turns the speed backend on; importing the library does not
+            processes = data_parallel_processes(opts)
+            if processes > 1:
+                speed.append(f"batch split over {processes} processes")
+            print("speed backend: " + ("; ".join(speed) or "off")
+                  + ("" if opts.fused else "; reference path (set_fused(False))"))
+            task = build_task(opts)
+            summary = train(task, opts)
+            examples = task.examples() if not summary["interrupted"] else []
         if not summary["interrupted"]:
-            examples = job.examples()
             if examples:
                 print("held-out problems and the model's answers:")
                 for line in examples:
                     print("  " + line)
             print(f"done in {summary['seconds']:.1f} s; best model in {opts.out_dir}/")
         return 130 if summary["interrupted"] else 0
-    except OptionError as e:
+    except (OptionError, CheckpointError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
 

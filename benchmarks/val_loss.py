@@ -3,8 +3,8 @@
 train.py and nanoGPT both report val loss as the mean over eval_iters random batches: with 20 batches of 12 x 64
 that is 15,360 characters, and two draws of the same model differ by about 0.01. This script averages the
 cross-entropy over every non-overlapping block_size window of the val split instead (the last 10% of the text:
-1,742 windows of 64 characters for tinyshakespeare), the same windows for both sides, so two trained models
-compare without evaluation noise.
+1,742 windows of 64 characters for tinyshakespeare; training/evaluate.py), the same windows for both sides, so two
+trained models compare without evaluation noise.
 
     python benchmarks/val_loss.py OUT_DIR                                 # train.py --preset shakespeare_char
     python benchmarks/val_loss.py --nanogpt NANOGPT_ROOT NANOGPT_OUT_DIR  # nanoGPT's ckpt.pt (needs torch)
@@ -45,29 +45,19 @@ print(json.dumps({"loss": total / len(w["x"]), "iter": int(ckpt["iter_num"])}))
 """
 
 
-def val_windows(text_path: Path, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y), each (windows, block_size): consecutive windows of the val split and the characters after them."""
+def char_ids(text_path: Path) -> np.ndarray:
+    """The text as shakespeare_char's ids: each character's rank among the sorted characters of the whole text."""
     text = text_path.read_text(encoding="utf-8")
     stoi = {c: i for i, c in enumerate(sorted(set(text)))}
-    ids = np.array([stoi[c] for c in text], np.int64)
-    val = ids[int(0.9 * len(ids)):]
-    starts = np.arange(0, len(val) - block_size, block_size)  # each window's targets end inside the split
-    offsets = starts[:, None] + np.arange(block_size + 1)
-    return val[offsets[:, :-1]], val[offsets[:, 1:]]
+    return np.array([stoi[c] for c in text], np.int64)
 
 
 def ours(out_dir: Path, text_path: Path) -> dict:
     from models.gpt2 import GPT2
-    from tinygrad_lite import no_grad
+    from training.evaluate import val_split_loss
 
-    model = GPT2.from_pretrained(out_dir)
-    model.eval()
-    x, y = val_windows(text_path, model.config.n_positions)
-    total = 0.0
-    with no_grad():
-        for i in range(0, len(x), 64):
-            total += float(model(x[i:i + 64], targets=y[i:i + 64])[1].item()) * len(x[i:i + 64])
-    return {"loss": total / len(x), "windows": len(x)}
+    loss, windows = val_split_loss(GPT2.from_pretrained(out_dir), char_ids(text_path))
+    return {"loss": loss, "windows": windows}
 
 
 def nanogpt(root: Path, out_dir: Path, text_path: Path) -> dict:
@@ -77,7 +67,9 @@ def nanogpt(root: Path, out_dir: Path, text_path: Path) -> dict:
                           capture_output=True, text=True, cwd=root)
     if meta.returncode != 0:
         raise RuntimeError(f"cannot read {out_dir / 'ckpt.pt'}: {meta.stderr.strip().splitlines()[-1:]}")
-    x, y = val_windows(text_path, json.loads(meta.stdout.splitlines()[-1])["block_size"])
+    from training.evaluate import val_windows
+
+    x, y = val_windows(char_ids(text_path), json.loads(meta.stdout.splitlines()[-1])["block_size"])
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "w.npz", x=x, y=y)
         run = subprocess.run([sys.executable, "-c", NANOGPT_EVAL, str(out_dir.resolve()), str(Path(tmp) / "w.npz")],

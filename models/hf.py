@@ -38,7 +38,9 @@ _TORCH_DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "fl
 
 
 class CheckpointError(ValueError):
-    """A folder or file that cannot be loaded into the model; the message names the file and the keys."""
+    """A checkpoint that cannot be used: a model folder or file that cannot be loaded into the model, or a training
+    state that is missing, corrupt or from an incompatible run (training/checkpoint.py). The message names the file
+    and the keys or settings; train.py prints it as one line."""
 
 
 # --------------------------------------------------------------------------------------------- config.json

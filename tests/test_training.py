@@ -80,6 +80,7 @@ def test_reverse_task_targets():
     (["--max_iters"], "--max_iters needs a value"),
     (["--lr_decay_iters", "30"], "warmup_iters (100) must not exceed lr_decay_iters (30)"),
     (["--bias", "maybe"], "--bias: expected true or false"),
+    (["--fused", "maybe"], "--fused: expected true or false"),
     (["--activation", "relu"], "--activation must be gelu or gelu_new"),
     (["--data_parallel", "5", "--batch_size", "4"], "--data_parallel (5) cannot exceed batch_size (4)"),
     (["--data_parallel", "-1"], "--data_parallel must be at least 0"),
@@ -300,12 +301,21 @@ def test_reverse_preset_reaches_99_percent_held_out(tmp_path):
 
 
 @pytest.mark.slow
-def test_shakespeare_char_reaches_nanogpt_val_loss(tmp_path, shared_data):
-    """nanoGPT's CPU settings reach val loss 1.886 on this machine class; we must reach <= 1.89."""
+def test_shakespeare_char_val_split_loss_within_nanogpt_spread(tmp_path, shared_data):
+    """nanoGPT's CPU command on tinyshakespeare, seeds 1337-1341, ends at a loss of 1.8952-1.9138 over the whole val
+    split (every 64-character window, training/evaluate.py; the 20-batch estimate the loop prints moves by about
+    0.01 between draws): the default seed's model must be inside that spread, at most 1.912."""
+    from models.gpt2 import GPT2
+    from training.checkpoint import load_tokenizer
+    from training.evaluate import val_split_loss
+
     path = shared_data("tinyshakespeare.txt")
-    r = run(["--preset", "shakespeare_char", "--data", str(path), "--out_dir", str(tmp_path / "out")], timeout=1800)
+    out = tmp_path / "out"
+    r = run(["--preset", "shakespeare_char", "--data", str(path), "--out_dir", str(out)], timeout=1800)
     assert r.returncode == 0, r.stderr
-    assert metrics(tmp_path / "out")[-1]["val_loss"] <= 1.89
+    loss, windows = val_split_loss(GPT2.from_pretrained(out), load_tokenizer(out).encode(path.read_text()))
+    assert windows == 1742
+    assert loss <= 1.912, loss
 
 
 def test_ctrl_c_saves_state_and_resume_continues(tmp_path):
@@ -333,3 +343,91 @@ def test_ctrl_c_saves_state_and_resume_continues(tmp_path):
     r = run(["--resume", "--max_iters", str(meta["iter"] + 2), "--eval_interval", "1000000", "--out_dir", str(out),
              *TINY])
     assert r.returncode == 0 and f"resumed from {out} at iteration {meta['iter']}" in r.stdout
+
+
+# ------------------------------------------------------------------------------------------------ the two paths, setup
+
+
+def test_fused_false_trains_on_the_reference_path(tmp_path, capsys, monkeypatch):
+    """--fused false: the whole run under set_fused(False), said in the first log line, saved with the options (not
+    an architecture setting: the run resumes on the fused path); the switch is restored when main() returns."""
+    import tinygrad_lite
+    from training import presets
+
+    seen = set()
+    build = presets.build_task
+
+    def recording_build(opts, log=print):
+        task = build(opts, log)
+        loss = task.loss
+        task.loss = lambda batch: (seen.add(tinygrad_lite.is_fused_enabled()), loss(batch))[1]
+        return task
+
+    monkeypatch.setattr(presets, "build_task", recording_build)
+    out = tmp_path / "ref"
+    args = ["--max_iters", "4", "--eval_interval", "2", "--data_parallel", "1", *TINY]
+    assert train_in_process(["--fused", "false", "--out_dir", str(out), *args]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("speed backend: ") and first.endswith("; reference path (set_fused(False))"), first
+    assert seen == {False} and tinygrad_lite.is_fused_enabled()
+    assert json.loads((out / "training_state.json").read_text())["options"]["fused"] is False
+
+    seen.clear()
+    assert train_in_process(["--out_dir", str(tmp_path / "fused"), *args]) == 0
+    assert "reference path" not in capsys.readouterr().out.splitlines()[0] and seen == {True}
+    for ref, fused in zip(metrics(out), metrics(tmp_path / "fused")):  # the two paths compute the same losses
+        assert ref["train_loss"] == pytest.approx(fused["train_loss"], rel=1e-4)
+        assert ref["val_loss"] == pytest.approx(fused["val_loss"], rel=1e-4)
+
+    assert train_in_process(["--fused", "true", "--resume", "--out_dir", str(out), *args[2:], "--max_iters", "6"]) == 0
+    assert [r["iter"] for r in metrics(out)] == [0, 2, 4, 6]
+
+
+def test_first_log_line_names_the_speed_backend(capsys, tmp_path):
+    from tinygrad_lite import fast
+
+    assert train_in_process(["--max_iters", "2", "--eval_interval", "2", "--data_parallel", "2",
+                             "--out_dir", str(tmp_path), *TINY]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "speed backend: " + "; ".join([*fast.enable(), "batch split over 2 processes"])
+
+
+def test_importing_training_turns_nothing_on():
+    """Only running train.py turns the speed backend on: importing every training module starts no thread and
+    leaves malloc's settings alone."""
+    code = ("import threading, sys\n"
+            "import training, training.loop, training.presets, training.checkpoint, training.evaluate, training.lock,"
+            " training.sample, training.metrics, training.data, training.options\n"
+            "memory = sys.modules.get('tinygrad_lite.fast.memory')\n"
+            "print(threading.active_count(), memory is None or memory._applied is None)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True"]
+
+
+def test_training_raises_the_models_checkpoint_error(tmp_path):
+    from models import CheckpointError
+    from training import checkpoint
+
+    assert issubclass(CheckpointError, ValueError)
+    with pytest.raises(CheckpointError, match="no training state"):
+        checkpoint.load_training_state(tmp_path)
+    with pytest.raises(CheckpointError, match=r"other settings: n_embd=16 \(now 32\)$"):
+        checkpoint.check_compatible({"options": {"n_embd": 16, "fused": False}}, parse_args(["--n_embd", "32"]))
+
+
+def test_val_split_loss_is_the_mean_over_every_window(rng):
+    """Batched and weighted by rows, it equals the loss of all the windows in one batch."""
+    from models.gpt2 import GPT2, GPT2Config
+    from training.evaluate import val_split_loss, val_windows
+
+    ids = rng.integers(0, 11, 1000)
+    x, y = val_windows(ids, 8)
+    val = ids[900:]
+    assert x.shape == y.shape == (12, 8)  # windows start at 0, 8, ..., 88 of the 100 val tokens
+    assert (x.reshape(-1) == val[:96]).all() and (y.reshape(-1) == val[1:97]).all()
+    model = GPT2(GPT2Config(vocab_size=11, n_positions=8, n_embd=16, n_layer=1, n_head=2), rng=rng)
+    model.eval()
+    whole = float(model(x, targets=y)[1].item())
+    loss, windows = val_split_loss(model, ids, batch_size=5)  # batches of 5, 5 and 2 windows
+    assert windows == 12 and loss == pytest.approx(whole, rel=1e-6)

@@ -1,10 +1,12 @@
-"""Checkpoints: the best model as a Hugging Face-style folder, and the full training state for --resume.
+"""What a run leaves in its out_dir: the best model as a Hugging Face-style folder, and the state for --resume.
 
 out_dir/
   config.json, model.safetensors      the best model so far (by val loss, or accuracy for tasks):
                                       `GPT2.from_pretrained(out_dir)` (or the preset's model class) opens it
+  tokenizer.json | tokenizer.model    the text presets' tokenizer (characters, or the project's BPE)
   training_state.safetensors          weights *at the last save* and the optimizer's moment arrays
-  training_state.json                 iteration, RNG states, options, best metric, optimizer scalars, tokenizer
+  training_state.json                 iteration, RNG states, options, best metric, optimizer scalars
+  metrics.jsonl, loss.png             training/metrics.py
 
 Every file is written to a temporary name in the same folder and moved into place with os.replace, which is atomic,
 so an interrupted save leaves the previous file whole. The two training_state files carry the same random
@@ -21,17 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+from models.hf import CheckpointError
 from tinygrad_lite.serialization import load_safetensors, save_safetensors
 
+from . import data as D
 from .options import OptionError
 
 STATE_JSON = "training_state.json"
 STATE_ARRAYS = "training_state.safetensors"
 FORMAT = 1
 
-
-class CheckpointError(OptionError):
-    """A checkpoint that cannot be used (missing, corrupt or from an incompatible run); printed as one line."""
+# Options that fix the model's shape or the data: a checkpoint trained with other values cannot be resumed. The
+# rest (learning rate, iterations, --fused, --data_parallel, ...) may change between a run and its resumption.
+ARCHITECTURE = ("preset", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "digits", "vocab_size", "task",
+                "n_experts", "top_k", "data", "bias", "activation")
 
 
 def check_out_dir(out_dir: str) -> Path:
@@ -51,22 +56,19 @@ def write_json_atomic(path: Path, obj) -> None:
             tmp.unlink()
 
 
-def rng_state(rng: np.random.Generator) -> dict:
-    return rng.bit_generator.state  # plain ints and strings: JSON-safe, exact
+def set_rng_state(gen: np.random.Generator, state: dict) -> None:
+    """Put a saved bit-generator state back into `gen` in place (the modules that share it see it at once)."""
+    try:
+        gen.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"--resume: unusable RNG state in the checkpoint ({e})") from None
 
 
-def restore_rng(state: dict) -> np.random.Generator:
-    name = state.get("bit_generator")
-    if name != "PCG64":
-        raise CheckpointError(f"unsupported RNG state {name!r} in checkpoint")
-    bg = np.random.PCG64()
-    bg.state = state
-    return np.random.Generator(bg)
+# ----------------------------------------------------------------------------------------------- training state
 
 
 def save_training_state(out_dir: Path, model, optimizer, meta: dict) -> None:
     """Weights, optimizer state and `meta` (iteration, rngs, options, ...) as one consistent pair of files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_id = secrets.token_hex(8)
     arrays = {f"model.{name}": p.data for name, p in model.named_parameters()}
     opt = optimizer.state_dict()
@@ -106,6 +108,14 @@ def load_training_state(out_dir: Path) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def check_compatible(meta: dict, opts) -> None:
+    saved = meta.get("options", {})
+    diff = [f"{k}={saved.get(k)!r} (now {getattr(opts, k)!r})" for k in ARCHITECTURE
+            if k in saved and saved[k] != getattr(opts, k)]
+    if diff:
+        raise CheckpointError("--resume: the checkpoint was trained with other settings: " + ", ".join(diff))
+
+
 def restore(model, optimizer, meta: dict, arrays: dict) -> None:
     """Put the saved weights and optimizer state back in place (shapes checked by load_state_dict)."""
     weights = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
@@ -124,3 +134,27 @@ def restore(model, optimizer, meta: dict, arrays: dict) -> None:
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"--resume: optimizer state does not fit this model: {e}") from None
+
+
+# ----------------------------------------------------------------------------------------------- tokenizer
+
+
+def save_tokenizer(out_dir: Path, tok) -> None:
+    if isinstance(tok, D.CharTokenizer):
+        write_json_atomic(out_dir / "tokenizer.json", {"type": "char", "chars": tok.chars})
+    else:
+        tok.save(str(out_dir / "tokenizer"))  # tokenizer.model + tokenizer.vocab
+
+
+def load_tokenizer(out_dir: Path):
+    """The tokenizer saved beside a text model: characters (tokenizer.json) or BPE (tokenizer.model); else None."""
+    if (out_dir / "tokenizer.json").is_file():
+        doc = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        return D.CharTokenizer(doc["chars"])
+    if (out_dir / "tokenizer.model").is_file():
+        from tokenizers import RegexTokenizer
+
+        tok = RegexTokenizer()
+        tok.load(str(out_dir / "tokenizer.model"))
+        return tok
+    return None

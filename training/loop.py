@@ -1,13 +1,13 @@
 """The training loop: AdamW, warmup + cosine learning rate, clipping, accumulation, evaluation, checkpoints.
 
-One iteration (nanoGPT's order): set the learning rate for this iteration; every eval_interval, evaluate train and
-val loss on eval_iters batches without building a graph and checkpoint; then gradient_accumulation_steps
-micro-batches of forward + backward (each loss divided by the number of micro-batches so the gradient is their
-mean); clip the global gradient norm; one optimizer step.
+One iteration (nanoGPT's order): set the learning rate for this iteration; every eval_interval, estimate train and
+val loss on eval_iters batches without building a graph (training/evaluate.py), score the held-out metric and
+checkpoint; then gradient_accumulation_steps micro-batches of forward + backward (each loss divided by the number
+of micro-batches so the gradient is their mean); clip the global gradient norm; one optimizer step.
 
-Reproducibility: training batches come from one Generator seeded by --seed, evaluation batches from a Generator
-seeded by (seed, iteration), so evaluating (or resuming, which re-evaluates) never shifts the training data. With
-the same seed, the same losses come out bit for bit; after --resume, the same losses as an uninterrupted run.
+Reproducibility: the training batches come from one generator seeded by --seed, saved in the training state with
+the dropout generator, so the same seed gives the same losses bit for bit, and --resume the same losses as an
+uninterrupted run. The run owns its out_dir for its whole life (training/lock.py); Ctrl-C saves the state.
 """
 
 from __future__ import annotations
@@ -16,73 +16,72 @@ import dataclasses
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import no_grad
 from tinygrad_lite.fast.data_parallel import DataParallel
-from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
+from tinygrad_lite.optim import AdamW, clip_grad_norm_, cosine_with_warmup, weight_decay_groups
 
 from . import checkpoint as ckpt
+from .evaluate import estimate_loss
+from .lock import OutDirLock
 from .metrics import MetricsLog, flops_per_token, measure_matmul_peak
 from .options import TrainOptions, data_parallel_processes
 
 
-def estimate_losses(job, opts: TrainOptions, iteration: int) -> dict:
-    """Mean loss over eval_iters batches per split, in eval mode, without a graph."""
-    out = {}
-    job.model.eval()
-    with no_grad():
-        for split in ("train", "val"):
-            rng = np.random.default_rng([opts.seed, iteration, 0 if split == "train" else 1])
-            losses = [float(job.loss(job.batch(split, rng)).item()) for _ in range(opts.eval_iters)]
-            out[split] = float(np.mean(losses))
-    job.model.train()
-    return out
-
-
-def train(job, opts: TrainOptions, log=print) -> dict:
-    """Run the loop for `job` (see training.jobs) and return a summary of the run."""
+def train(task, opts: TrainOptions, log=print) -> dict:
+    """Train `task` (training/presets.py) as `opts` says; returns a summary of the run (last evaluation, seconds,
+    iterations, whether Ctrl-C stopped it)."""
     out_dir = ckpt.check_out_dir(opts.out_dir)
-    model = job.model
-    optimizer = job.make_optimizer()
-    rng = np.random.default_rng(opts.seed)
+    with OutDirLock(out_dir, log):
+        return _train(task, opts, out_dir, log)
+
+
+def _train(task, opts: TrainOptions, out_dir: Path, log) -> dict:
+    model = task.model
+    optimizer = AdamW(weight_decay_groups(model.parameters(), opts.weight_decay), lr=opts.learning_rate,
+                      betas=(opts.beta1, opts.beta2))
+    rng = np.random.default_rng(opts.seed)  # the training batches
     start_iter, best = 0, None
     if opts.resume:
         meta, arrays = ckpt.load_training_state(out_dir)
-        job.check_compatible(meta)
+        ckpt.check_compatible(meta, opts)
         ckpt.restore(model, optimizer, meta, arrays)
-        rng = ckpt.restore_rng(meta["rng"])
-        job.restore_rngs(meta.get("model_rngs", {}))
+        ckpt.set_rng_state(rng, meta["rng"])
+        if "dropout" in meta.get("model_rngs", {}):
+            ckpt.set_rng_state(task.dropout_rng, meta["model_rngs"]["dropout"])
         start_iter, best = meta["iter"], meta.get("best")
         log(f"resumed from {out_dir} at iteration {start_iter}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     metrics = MetricsLog(out_dir, append=opts.resume)
     metrics.truncate_after(start_iter)
 
     n_params = model.num_parameters()
-    tokens_per_iter = opts.batch_size * job.tokens_per_example * opts.gradient_accumulation_steps
-    fpt = flops_per_token(n_params, opts.n_layer, opts.n_embd, job.tokens_per_example)
+    tokens_per_iter = opts.batch_size * task.tokens_per_example * opts.gradient_accumulation_steps
+    fpt = flops_per_token(n_params, opts.n_layer, opts.n_embd, task.tokens_per_example)
     peak = measure_matmul_peak()
-    processes = data_parallel_processes(opts)
-    split = f", each batch split between {processes} processes" if processes > 1 else ""
     log(f"{type(model).__name__}: {n_params:,} parameters, {tokens_per_iter} tokens/iter, "
-        f"measured float32 matmul peak {peak:.0f} GFLOP/s{split}")
+        f"measured float32 matmul peak {peak:.0f} GFLOP/s")
 
     def save_state(iteration: int) -> None:
-        meta = {"iter": iteration, "best": best, "rng": ckpt.rng_state(rng), "options": dataclasses.asdict(opts),
-                "model_rngs": job.rng_states(), **job.checkpoint_extra()}
+        meta = {"iter": iteration, "best": best, "rng": rng.bit_generator.state, "options": dataclasses.asdict(opts),
+                "model_rngs": {"dropout": task.dropout_rng.bit_generator.state}}
         ckpt.save_training_state(out_dir, model, optimizer, meta)
 
+    def save_model() -> None:
+        model.save_pretrained(out_dir)
+        if task.tokenizer is not None:
+            ckpt.save_tokenizer(out_dir, task.tokenizer)
+
     model.train()
-    t_last, it_last = time.perf_counter(), start_iter
-    t_start = time.perf_counter()
+    t_start = t_last = time.perf_counter()
+    it = it_last = start_iter
     summary: dict = {"interrupted": False}
-    it = start_iter
     stop = _StopRequest()
-    # --data_parallel N: the forward and backward of each batch split between this process and N - 1 forked workers
-    # that share the weights (tinygrad_lite.data_parallel); evaluation and the optimizer stay here.
-    dp = DataParallel(model, job.loss, processes) if processes > 1 else None
+    processes = data_parallel_processes(opts)
+    # The forward and backward of each batch split between this process and processes - 1 forked workers that
+    # share the weights (tinygrad_lite.fast.data_parallel); evaluation, the optimizer and checkpoints stay here.
+    dp = DataParallel(model, task.loss, processes) if processes > 1 else None
     try:
         while True:
             if stop.requested:
@@ -91,18 +90,18 @@ def train(job, opts: TrainOptions, log=print) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if it % opts.eval_interval == 0 or it == opts.max_iters:
-                losses = estimate_losses(job, opts, it)
+                losses = estimate_loss(task, opts, it)
                 row = {"iter": it, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr}
-                metric = job.metric()
-                if metric is not None:
-                    row[job.metric_name] = metric
+                accuracy = task.metric() if task.metric is not None else None
+                if accuracy is not None:
+                    row["accuracy"] = accuracy
                 metrics.append(row)
-                extra = f", {job.metric_name} {metric:.4f}" if metric is not None else ""
-                log(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{extra}")
-                score = metric if metric is not None else -losses["val"]  # higher is better
+                log(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                    + (f", accuracy {accuracy:.4f}" if accuracy is not None else ""))
+                score = accuracy if accuracy is not None else -losses["val"]  # higher is better
                 if best is None or score > best:  # the first evaluation always writes a model folder
                     best = score
-                    job.save_model(out_dir)
+                    save_model()
                 if it > start_iter or not opts.resume:
                     save_state(it)
                 summary.update(row)
@@ -111,11 +110,11 @@ def train(job, opts: TrainOptions, log=print) -> dict:
             loss_value = 0.0
             scale = 1.0 / opts.gradient_accumulation_steps
             for _ in range(opts.gradient_accumulation_steps):
-                batch = job.batch("train", rng)
+                batch = task.get_batch("train", rng)
                 if dp is not None:
                     loss_value += scale * dp.step(batch, scale=scale)
                     continue
-                loss = job.loss(batch)
+                loss = task.loss(batch)
                 if opts.gradient_accumulation_steps > 1:
                     loss = loss * scale
                 loss.backward()
@@ -131,8 +130,7 @@ def train(job, opts: TrainOptions, log=print) -> dict:
                 t_last, it_last = now, it
                 share = fpt * tokens_per_iter / dt / 1e9 / peak
                 log(f"iter {it}: loss {loss_value:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
-                    f"{tokens_per_iter / dt:,.0f} tok/s, {100 * share:.1f}% of matmul peak"
-                    + job.progress_note())
+                    f"{tokens_per_iter / dt:,.0f} tok/s, {100 * share:.1f}% of matmul peak" + task.note())
     except KeyboardInterrupt:
         stop.restore()  # a second Ctrl-C during the save interrupts for real
         save_state(it)

@@ -48,7 +48,8 @@ class TrainOptions:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     gradient_accumulation_steps: int = 1
-    data_parallel: int = 0  # processes that split each batch (tinygrad_lite.data_parallel); 0 = auto, 1 = this one
+    data_parallel: int = 0  # processes that split each batch (tinygrad_lite.fast.data_parallel); 0 = auto, 1 = one
+    fused: bool = True  # fused Functions (fast), or every nn op composed from primitives (tinygrad_lite.set_fused)
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -71,6 +72,8 @@ HELP = {
     "top_k": "experts per token (MoE routing)",
     "data_parallel": "processes that split each batch, forked, sharing the weights (Linux); 0 = auto (2 where fork "
                      "works, with 2+ cores), 1 = this process only (e.g. in a debugger)",
+    "fused": "true: nn ops run as fused Functions (fast); false: composed from primitive ops, the reference path "
+             "a debugger steps through (tinygrad_lite.set_fused(False))",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
     "block_size": "context length of the text presets (addition and reverse derive theirs from --digits)",
 }
@@ -195,9 +198,8 @@ def data_parallel_processes(o: TrainOptions) -> int:
     (Linux) with at least two cores and two rows per batch, else one. Under a debugger (a trace function is set, as
     pdb sets one while it has breakpoints) 0 means one: a forked worker would stop at the same breakpoints.
 
-    Two processes, each on one core, train faster than one process with a thread pool on two cores (addition,
-    reverse, moe and shakespeare_char, measured on a 2-core machine: shakespeare_char 83 against 103 ms/iter): the
-    threads share Python's GIL, the processes do not (tinygrad_lite/data_parallel.py). Splitting a batch changes
+    Two processes, each on one core, train every preset faster than one process with threads on two cores, because
+    threads share Python's GIL and processes do not (docs/performance.md has the figures). Splitting a batch changes
     only the rounding of the sums, so a run with another process count gives the same losses to about 4 decimals,
     not bit for bit.
     """

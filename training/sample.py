@@ -53,7 +53,7 @@ def load_model(out_dir: Path):
 def sample_main(argv: list[str], out=sys.stdout) -> int:
     from samplers.generate import iter_generate
 
-    from .jobs import load_tokenizer
+    from .checkpoint import load_tokenizer
 
     args = parse(argv)
     out_dir = Path(args.out_dir)
@@ -103,7 +103,7 @@ def _addition(model, d: int, prompt: str, out) -> int:
         raise OptionError("--prompt for an addition model looks like 12+34")
     if any(len(p) > d for p in parts):
         raise OptionError(f"this model adds numbers of at most {d} digits")
-    from .jobs import greedy_digits
+    from .presets import greedy_digits
 
     prompt_digits = np.array([[int(c) for p in parts for c in p.zfill(d)]])
     answer = int("".join(map(str, greedy_digits(model, prompt_digits, d + 1)[0, ::-1])))
