@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv and argv[0] == "download":  # data files for the optional tests and benchmarks
+            from training.data_files import download_main
+
+            return download_main(argv[1:])
         if argv and argv[0] == "sample":
             from training.sample import sample_main
 

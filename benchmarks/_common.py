@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_TEXT = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -39,6 +38,11 @@ if _REQUESTED is not None and _REQUESTED > 0 and "numpy" not in sys.modules:
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .` too
+
+from training.data_files import find, how_to_get  # noqa: E402  (standard library only: no NumPy yet)
+
+TEXT = find("tinyshakespeare.txt")  # from the data home or ../shared/data; None when neither has it
+TEXT_MISSING = how_to_get("tinyshakespeare.txt")
 
 
 def limit_threads(n: int | None, torch=None) -> None:
@@ -180,12 +184,12 @@ def run_isolated(script: str, args: list, **kwargs) -> subprocess.CompletedProce
 
 
 def char_stream(vocab_size: int, n: int = 200_000, seed: int = 0):
-    """A token stream for training batches: tinyshakespeare's characters (65 distinct) when the shared copy is there
+    """A token stream for training batches: tinyshakespeare's characters (65 distinct) when a copy is there
     and vocab_size matches, else uniform random ids. int64 NumPy array."""
     import numpy as np
 
-    if SHARED_TEXT.is_file():
-        text = SHARED_TEXT.read_text(encoding="utf-8")
+    if TEXT is not None:
+        text = TEXT.read_text(encoding="utf-8")
         chars = sorted(set(text))
         if len(chars) == vocab_size:
             lookup = {c: i for i, c in enumerate(chars)}

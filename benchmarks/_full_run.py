@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import _common
-from _common import REPO, SHARED_TEXT
+from _common import REPO, TEXT, TEXT_MISSING
 
 NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
                 "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
@@ -57,9 +57,11 @@ def timed_run(cmd: list, cwd: Path, log: Path) -> dict:
 
 
 def full_run(args) -> None:
-    text = Path(args.data) if args.data else SHARED_TEXT
+    text = Path(args.data) if args.data else TEXT
+    if text is None:
+        sys.exit(f"--full-run {TEXT_MISSING}, or pass --data FILE")
     if not text.is_file():
-        sys.exit(f"--full-run needs tinyshakespeare: pass --data FILE ({SHARED_TEXT} is absent)")
+        sys.exit(f"--full-run: {text} not found")
     work = Path(tempfile.mkdtemp(prefix="bench-full-"))
     runs = {"ours": ([sys.executable, "train.py", "--preset", "shakespeare_char", "--data", str(text.resolve()),
                       "--out_dir", str(work / "ours"), "--log_interval", "1", "--data_parallel", "1"], REPO)}

@@ -14,7 +14,7 @@ One step is what training/loop.py does per iteration: forward, cross-entropy, ba
 The reference is a GPT-2 written in torch eager (_common.torch_gpt: nn.Linear/LayerNorm/Embedding,
 scaled_dot_product_attention, tanh-GELU, tied lm_head; torch.optim.AdamW with its CPU defaults), given a copy of
 our initial weights (Linear weights transposed: ours are (in, out), nn.Linear's (out, in)). Both see the same
-batches (windows of tinyshakespeare characters when ../shared/data/tinyshakespeare.txt exists, else random ids).
+batches (windows of tinyshakespeare characters when the data home or ../shared/data has it, else random ids).
 The losses of the warm-up steps and the parameters after them are compared, to show the same work is timed. Then
 the sides alternate step by step (ours, ours-dp, torch, ours, ...), back to back as in a training loop, and the
 medians are reported with their ratio to torch (below 1: faster). `ours-dp` is our step with the batch split between
@@ -44,7 +44,7 @@ import _common  # before NumPy: applies --threads to the environment while NumPy
 import _full_run
 import _profile
 import numpy as np
-from _common import REPO, SHARED_TEXT
+from _common import REPO, TEXT
 
 CONFIGS = {
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=65, steps=30),
@@ -326,7 +326,7 @@ def main(argv=None) -> None:
                         help="time whole `train.py --preset shakespeare_char` runs (and nanoGPT's with --nanogpt)")
     parser.add_argument("--nanogpt", default="", help="a nanoGPT checkout for --full-run (its data is prepared "
                         "from the local tinyshakespeare copy)")
-    parser.add_argument("--data", default="", help=f"tinyshakespeare for --full-run (default {SHARED_TEXT})")
+    parser.add_argument("--data", default="", help=f"tinyshakespeare for --full-run (default {TEXT or 'none found'})")
     parser.add_argument("--max-iters", type=int, default=0, help="--full-run: fewer iterations than 2000")
     parser.add_argument("--full-repeat", type=int, default=1, help="--full-run: alternating runs per side")
     parser.add_argument("--processes", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,

@@ -10,7 +10,7 @@ trained models compare without evaluation noise.
     python benchmarks/val_loss.py --nanogpt NANOGPT_ROOT NANOGPT_OUT_DIR  # nanoGPT's ckpt.pt (needs torch)
 
 Both sides use the vocabulary of shakespeare_char: the sorted characters of the whole text (--data, default
-../shared/data/tinyshakespeare.txt).
+tinyshakespeare from the data home or ../shared/data: `python train.py download tinyshakespeare`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
-from _common import SHARED_TEXT
+from _common import TEXT, TEXT_MISSING
 
 # Run by nanoGPT's interpreter in its own folder (its model.py): argv = ckpt folder, windows .npz.
 NANOGPT_EVAL = """
@@ -83,9 +83,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", type=Path, help="train.py's --out_dir, or nanoGPT's with --nanogpt")
     parser.add_argument("--nanogpt", type=Path, help="nanoGPT's checkout: out_dir holds its ckpt.pt")
-    parser.add_argument("--data", type=Path, default=SHARED_TEXT, help="the text trained on")
+    parser.add_argument("--data", type=Path, default=TEXT, help="the text trained on")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
+    if args.data is None:
+        sys.exit(f"error: val_loss.py {TEXT_MISSING}, or pass --data FILE")
     if not args.data.is_file():
         sys.exit(f"error: {args.data} not found (pass --data)")
     try:

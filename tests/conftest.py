@@ -2,8 +2,9 @@
 
 - `ref` tests compare with torch / transformers / tiktoken / safetensors; they call `pytest.importorskip` so a user's
   plain `pytest` without the `ref` extra skips them cleanly.
-- `shared_data(name)` returns a path in ../shared/data beside the repository (tinyshakespeare, GPT-2's
-  encoder.json), skipping the test when the file is absent: that data is never committed to the project.
+- `data_file(name)` returns the path of a data file of training/data_files.py ("tinyshakespeare.txt",
+  "gpt2/encoder.json", "gpt2/vocab.bpe") from the data home or ../shared/data, checksum checked, and otherwise skips
+  the test with the command that downloads it: that data is never committed to the project.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from training.data_files import find, how_to_get
 
 
 @pytest.fixture
-def shared_data():
+def data_file():
     def get(name: str) -> Path:
-        path = SHARED_DATA / name
-        if not path.is_file():
-            pytest.skip(f"{path} is not available")
+        path = find(name)
+        if path is None:
+            pytest.skip(how_to_get(name))
         return path
 
     return get

@@ -1,6 +1,7 @@
 """GPT-2's tokenizer from OpenAI's encoder.json, Hugging Face files, and reference checks against tiktoken.
 
-The data files live in ../shared/data beside the repository; tests that need them skip when they are absent.
+OpenAI's encoder.json and tinyshakespeare come from the data home or ../shared/data (training/data_files.py); tests
+that need them skip when they are absent, naming the command that downloads them.
 """
 
 import json
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 from array import array
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,13 +19,13 @@ from tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, DisallowedSpecial
 from tokenizers.bpe import bpe
 from tokenizers.bpe_batch import BatchBPE
 from tokenizers.gpt2 import bytes_to_unicode
+from training.data_files import find, how_to_get
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ENCODER = DATA / "gpt2_encoder.json"
-SHAKESPEARE = DATA / "tinyshakespeare.txt"
+ENCODER = find("gpt2/encoder.json")  # None when absent
+SHAKESPEARE = find("tinyshakespeare.txt")
 
-needs_encoder = pytest.mark.skipif(not ENCODER.exists(), reason=f"{ENCODER} not present")
-needs_shakespeare = pytest.mark.skipif(not SHAKESPEARE.exists(), reason=f"{SHAKESPEARE} not present")
+needs_encoder = pytest.mark.skipif(ENCODER is None, reason=how_to_get("gpt2/encoder.json"))
+needs_shakespeare = pytest.mark.skipif(SHAKESPEARE is None, reason=how_to_get("tinyshakespeare.txt"))
 
 MIXED_TEXTS = [
     "hello world",
@@ -47,8 +47,8 @@ MIXED_TEXTS = [
 
 @pytest.fixture(scope="module")
 def gpt2():
-    if not ENCODER.exists():
-        pytest.skip(f"{ENCODER} not present")
+    if ENCODER is None:
+        pytest.skip(how_to_get("gpt2/encoder.json"))
     return RegexTokenizer.from_gpt2(ENCODER)
 
 
@@ -61,8 +61,8 @@ def gpt2_batch(gpt2):
 def tiktoken_gpt2():
     """tiktoken's gpt2 encoding, built from encoder.json (get_encoding would download vocab.bpe)."""
     tiktoken = pytest.importorskip("tiktoken")
-    if not ENCODER.exists():
-        pytest.skip(f"{ENCODER} not present")
+    if ENCODER is None:
+        pytest.skip(how_to_get("gpt2/encoder.json"))
     decoder = {c: b for b, c in bytes_to_unicode().items()}
     encoder = json.loads(ENCODER.read_text(encoding="utf-8"))
     ranks = {bytes(decoder[c] for c in t): i for t, i in encoder.items() if t != "<|endoftext|>"}

@@ -132,9 +132,9 @@ def test_unicode_heavy_corpus():
     all_three([text[:1500].encode()], 40)
 
 
-def test_tinyshakespeare_prefix(shared_data):
+def test_tinyshakespeare_prefix(data_file):
     # Deep into training on real text: 256 merges, the vocabulary the benchmark trains (reference too slow here).
-    text = shared_data("tinyshakespeare.txt").read_text(encoding="utf-8")[:100_000]
+    text = data_file("tinyshakespeare.txt").read_text(encoding="utf-8")[:100_000]
     counts = Counter(c.encode() for c in regex.findall(GPT4_SPLIT_PATTERN, text))
     calls_fast, calls_numpy = [], []
     assert list(train_fast(counts, 256, lambda *a: calls_fast.append(a)).items()) == list(

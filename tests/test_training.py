@@ -301,7 +301,7 @@ def test_reverse_preset_reaches_99_percent_held_out(tmp_path):
 
 
 @pytest.mark.slow
-def test_shakespeare_char_val_split_loss_within_nanogpt_spread(tmp_path, shared_data):
+def test_shakespeare_char_val_split_loss_within_nanogpt_spread(tmp_path, data_file):
     """nanoGPT's CPU command on tinyshakespeare, seeds 1337-1341, ends at a loss of 1.8952-1.9138 over the whole val
     split (every 64-character window, training/evaluate.py; the 20-batch estimate the loop prints moves by about
     0.01 between draws): the default seed's model must be inside that spread, at most 1.912."""
@@ -309,7 +309,7 @@ def test_shakespeare_char_val_split_loss_within_nanogpt_spread(tmp_path, shared_
     from training.checkpoint import load_tokenizer
     from training.evaluate import val_split_loss
 
-    path = shared_data("tinyshakespeare.txt")
+    path = data_file("tinyshakespeare.txt")
     out = tmp_path / "out"
     r = run(["--preset", "shakespeare_char", "--data", str(path), "--out_dir", str(out)], timeout=1800)
     assert r.returncode == 0, r.stderr

@@ -11,17 +11,14 @@
 
 from __future__ import annotations
 
-import os
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from .data_files import DataFileError, data_home, download, find
 from .options import OptionError
 
 IGNORE = -100  # F.cross_entropy's ignore_index: positions that carry no loss
-
-TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 
 
 class AdditionTask:
@@ -163,28 +160,23 @@ class CharTokenizer:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "transformers-from-scratch"
+    """Where downloaded data goes: the data home of training/data_files.py."""
+    return data_home()
 
 
 def read_text(path: str, preset: str) -> str:
-    """The text of `path`, or for shakespeare_char without --data, tinyshakespeare from the cache or the web."""
+    """The text of `path`, or for shakespeare_char without --data, tinyshakespeare from the data home (downloaded
+    there, checksum checked, the first time) or ../shared/data."""
     if not path:
         if preset != "shakespeare_char":
             raise OptionError(f"--preset {preset} needs --data PATH (a text file)")
-        target = cache_dir() / "tinyshakespeare.txt"
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".part")
+        found = find("tinyshakespeare.txt")
+        if found is None:
             try:
-                with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=30) as r:
-                    tmp.write_bytes(r.read())
-            except OSError as e:
-                raise OptionError(
-                    f"could not download tinyshakespeare ({e.__class__.__name__}: {e}); "
-                    "pass --data PATH to a local copy of the text"
-                ) from None
-            os.replace(tmp, target)
-        path = str(target)
+                found = download("tinyshakespeare.txt")
+            except DataFileError as e:
+                raise OptionError(f"{e}; pass --data PATH to a local copy of the text") from None
+        path = str(found)
     p = Path(path)
     if not p.exists():
         raise OptionError(f"data file {path} does not exist")
