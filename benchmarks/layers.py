@@ -1,17 +1,20 @@
-"""Attention and Mixture-of-Experts speed: forward + backward, side by side with torch eager.
+"""Attention, GPT-2 MLP and Mixture-of-Experts speed: forward + backward, side by side with torch eager.
 
     python benchmarks/layers.py [--repeat 30] [--quick] [--pause 0.02]
 
 Attention: our fused scaled_dot_product_attention (causal) vs torch.nn.functional.scaled_dot_product_attention on
 the same float32 inputs, B 12, H 4, D 32, T 64 and 256 (plus a grouped-query row, 2 K/V heads), and the attention
 of benchmarks/train_step.py's medium config (B 16, H 6, T 128, D 64).
+MLP: GPT-2's c_proj(gelu_tanh(c_fc(x))) at the small (B 6, T 64, C 128) and medium (B 16, T 128, C 384) configs, vs
+torch's F.linear -> F.gelu(approximate="tanh") -> F.linear.
 SparseMoE: B 12, T 64, dim 128, hidden 256, 8 SwiGLU experts, top-2, vs an equivalent torch eager layer written
 below with the same grouped dispatch (argsort, gather, one matmul per expert, index_add_).
 
-Both sides run on the same number of threads (torch.set_num_threads = NumPy's BLAS threads = the layers' thread
-pool) and alternate (ours, torch, ours, torch, ...) after a warm-up, with a short idle pause before each call; the
-medians are reported with their ratio, ours / torch (below 1 means faster than torch). The machines are shared and
-noisy: compare ratios, not absolute times.
+Both sides run on the same number of threads (torch.set_num_threads = NumPy's BLAS threads) and alternate (ours,
+ours on the reference path, torch, ...) after a warm-up, with a short idle pause before each call; the medians are
+reported with their ratios to torch (below 1 means faster than torch). "ours" is the default fused path, "reference"
+the same call under tinygrad_lite.set_fused(False). The machines are shared and noisy: compare ratios, not absolute
+times.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _common  # noqa: E402  (benchmarks/ is on sys.path when this script runs)
 
 from layers import SparseMoE, scaled_dot_product_attention  # noqa: E402
-from tinygrad_lite import Tensor  # noqa: E402
+from layers.mlp_function import mlp  # noqa: E402
+from tinygrad_lite import Tensor, set_fused  # noqa: E402
 
 
 def blas_threads() -> int:
@@ -70,6 +74,43 @@ def attention_case(torch, B, H, Hkv, T, D, rng):
                 t.grad = None
             out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=Hkv != H)
             out.backward(gt)
+
+        fns["torch"] = ref
+    return fns
+
+
+def with_reference(fns: dict) -> dict:
+    """fns plus "reference": fns["ours"] under set_fused(False), timed beside it."""
+    ours = fns["ours"]
+
+    def reference():
+        with set_fused(False):
+            ours()
+
+    return {"ours": ours, "reference": reference, **{k: v for k, v in fns.items() if k != "ours"}}
+
+
+def mlp_case(torch, B, T, C, rng):
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((B, T, C), (C, 4 * C), (4 * C, C), (4 * C,), (C,))]
+    g = rng.standard_normal((B, T, C)).astype(np.float32)
+    ts = [Tensor(a, requires_grad=True) for a in arrays]
+
+    def ours():
+        for t in ts:
+            t.grad = None
+        mlp(*ts, approximate="tanh").backward(g)
+
+    fns = {"ours": ours}
+    if torch is not None:
+        F = torch.nn.functional
+        x, w1, w2, b1, b2 = (torch.tensor(a, requires_grad=True) for a in arrays)
+        w1t, w2t = w1.detach().T.contiguous().requires_grad_(), w2.detach().T.contiguous().requires_grad_()
+        gt = torch.tensor(g)
+
+        def ref():
+            for t in (x, w1t, w2t, b1, b2):
+                t.grad = None
+            F.linear(F.gelu(F.linear(x, w1t, b1), approximate="tanh"), w2t, b2).backward(gt)
 
         fns["torch"] = ref
     return fns
@@ -172,14 +213,16 @@ def main(argv=None) -> None:
         ("attention B12 H4 T256 D32 causal", lambda: attention_case(torch, 12, 4, 4, 256, 32, rng)),
         ("attention B16 H6 T128 D64 causal", lambda: attention_case(torch, 16, 6, 6, 128, 64, rng)),
         ("attention GQA B12 H4/2 T256 D32", lambda: attention_case(torch, 12, 4, 2, 256, 32, rng)),
+        ("MLP B6 T64 C128", lambda: mlp_case(torch, 6, 64, 128, rng)),
+        ("MLP B16 T128 C384", lambda: mlp_case(torch, 16, 128, 384, rng)),
         ("SparseMoE B12 T64 C128 H256 E8 top2", lambda: moe_case(torch, 12, 64, 128, 256, 8, 2, rng)),
     ]
-    print(f"{'case':40s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
+    print(f"{'case':40s} {'ours ms':>9s} {'ref. ms':>9s} {'torch ms':>9s} {'ours/torch':>10s} {'ref./torch':>10s}")
     for name, make in cases:
-        ms = alternate(make(), repeat, pause=args.pause)
-        ref = ms.get("torch")
-        ratio = f"{ms['ours'] / ref:7.2f}" if ref else "      -"
-        print(f"{name:40s} {ms['ours']:9.2f} {ref if ref else float('nan'):9.2f} {ratio}")
+        ms = alternate(with_reference(make()), repeat, pause=args.pause)
+        t = ms.get("torch")
+        ratios = (f"{ms['ours'] / t:10.2f} {ms['reference'] / t:10.2f}" if t else f"{'-':>10s} {'-':>10s}")
+        print(f"{name:40s} {ms['ours']:9.2f} {ms['reference']:9.2f} {t if t else float('nan'):9.2f} {ratios}")
 
 
 if __name__ == "__main__":
