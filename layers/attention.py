@@ -69,19 +69,19 @@ class MultiHeadAttention(Module):
             # Self-attention without a cache (training): one (C, 3C) product and attention on its packed output.
             out = packed_self_attention(self.c_attn(x), self.n_heads, attn_mask=attn_mask, is_causal=is_causal,
                                         dropout_p=p, rng=self.rng)  # (B, T, 3C) -> (B, T, C)
-            return F.dropout(self.c_proj(out), p, training=self.training, rng=self.rng)
-        reuse = context is not None and cache is not None and len(cache) > 0  # cross-attention, K/V cached
-        q, k, v = self._qkv(x, context, need_kv=not reuse)
-        q = split_heads(q, self.n_heads)  # (B, H, T, D)
-        if reuse:
-            k, v = cache.get()  # (B, H, S, D)
         else:
-            k, v = split_heads(k, self.n_heads), split_heads(v, self.n_heads)  # (B, H, S, D)
-            if cache is not None:
-                k, v = cache.update(k, v)  # (B, H, past + S, D)
-        out = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=p,
-                                           rng=self.rng)  # (B, H, T, D)
-        out = (self.c_proj if self.packed_qkv else self.o_proj)(merge_heads(out))  # (B, T, C)
+            reuse = context is not None and cache is not None and len(cache) > 0  # cross-attention, K/V cached
+            q, k, v = self._qkv(x, context, need_kv=not reuse)
+            q = split_heads(q, self.n_heads)  # (B, H, T, D)
+            if reuse:
+                k, v = cache.get()  # (B, H, S, D)
+            else:
+                k, v = split_heads(k, self.n_heads), split_heads(v, self.n_heads)  # (B, H, S, D)
+                if cache is not None:
+                    k, v = cache.update(k, v)  # (B, H, past + S, D)
+            out = merge_heads(scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                                           dropout_p=p, rng=self.rng))  # (B, H, T, D) -> (B, T, C)
+        out = (self.c_proj if self.packed_qkv else self.o_proj)(out)  # (B, T, C)
         return F.dropout(out, p, training=self.training, rng=self.rng)
 
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""Normalisation layers: LayerNorm and RMSNorm, thin Modules over the fused Functions in tinygrad_lite.functional.
+"""Normalisation layers: LayerNorm and RMSNorm, thin Modules over tinygrad_lite.functional's layer_norm and rms_norm.
 
 Both rescale each token's feature vector to a fixed size before a learned per-feature gain. LayerNorm also
 removes the mean (and adds a learned bias); RMSNorm skips the centring, which costs nothing measurable in quality

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from layers.kv_cache import KVCache
 from tinygrad_lite import Tensor
 
 
@@ -39,9 +38,8 @@ def reorder_cache(cache: list, index) -> None:
     """
     index = np.asarray(index)
     for c in cache:
-        if isinstance(c, KVCache) or hasattr(c, "k"):
-            if c.k is not None:
-                c.k, c.v = c.k[index], c.v[index]  # fancy indexing copies, so repeated rows do not alias
+        if getattr(c, "k", None) is not None:  # an allocated cache
+            c.k, c.v = c.k[index], c.v[index]  # fancy indexing copies, so repeated rows do not alias
 
 
 class GenerateMixin:

@@ -32,6 +32,7 @@ from layers.kv_cache import KVCache
 from layers.linear import Embedding
 from layers.mlp import MLP
 from layers.norm import LayerNorm
+from layers.positional import LearnedPositionalEmbedding
 from tinygrad_lite import Module, Tensor, as_generator
 from tinygrad_lite.optim import AdamW, weight_decay_groups
 
@@ -118,7 +119,7 @@ class GPT2Model(Module):
 
     def __init__(self, config: GPT2Config, rng, dtype):
         self.wte = Embedding(config.vocab_size, config.n_embd, rng=rng, dtype=dtype)
-        self.wpe = Embedding(config.n_positions, config.n_embd, rng=rng, dtype=dtype)
+        self.wpe = LearnedPositionalEmbedding(config.n_positions, config.n_embd, rng=rng, dtype=dtype)
         self.drop = Dropout(config.embd_pdrop, rng=rng)
         self.h = [Block(config, rng, dtype) for _ in range(config.n_layer)]
         self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias, dtype=dtype)
@@ -127,7 +128,7 @@ class GPT2Model(Module):
         T = idx.shape[1]
         past = len(cache[0]) if cache else 0  # positions already in the cache: the new tokens come after them
         pos = np.arange(past, past + T)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # token + position embeddings: (B, T, C) + (T, C)
         for i, block in enumerate(self.h):
             x = block(x, cache[i] if cache else None)
         return self.ln_f(x)  # (B, T, C)
