@@ -237,6 +237,9 @@ def test_shakespeare_char_smoke_and_sample(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("All:") and len(r.stdout) >= 20
     assert set(r.stdout) <= set(TEXT) | {"\n"}
+    r = run(["sample", "--out_dir", str(out), "--prompt", "Zebra"])  # no Z, no b in the text
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "characters not in the training vocabulary: 'Zb'" in r.stderr
 
 
 def test_text_bpe_smoke(tmp_path):

@@ -25,8 +25,8 @@ import numpy as np
 
 from models.hf import CheckpointError
 from tinygrad_lite.serialization import load_safetensors, save_safetensors
+from tokenizers import CharTokenizer, RegexTokenizer
 
-from . import data as D
 from .options import OptionError
 
 STATE_JSON = "training_state.json"
@@ -140,7 +140,7 @@ def restore(model, optimizer, meta: dict, arrays: dict) -> None:
 
 
 def save_tokenizer(out_dir: Path, tok) -> None:
-    if isinstance(tok, D.CharTokenizer):
+    if isinstance(tok, CharTokenizer):
         write_json_atomic(out_dir / "tokenizer.json", {"type": "char", "chars": tok.chars})
     else:
         tok.save(str(out_dir / "tokenizer"))  # tokenizer.model + tokenizer.vocab
@@ -148,12 +148,13 @@ def save_tokenizer(out_dir: Path, tok) -> None:
 
 def load_tokenizer(out_dir: Path):
     """The tokenizer saved beside a text model: characters (tokenizer.json) or BPE (tokenizer.model); else None."""
-    if (out_dir / "tokenizer.json").is_file():
-        doc = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))
-        return D.CharTokenizer(doc["chars"])
+    path = out_dir / "tokenizer.json"
+    if path.is_file():
+        try:
+            return CharTokenizer(json.loads(path.read_text(encoding="utf-8"))["chars"])
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{path}: not a character tokenizer written by train.py ({e})") from None
     if (out_dir / "tokenizer.model").is_file():
-        from tokenizers import RegexTokenizer
-
         tok = RegexTokenizer()
         tok.load(str(out_dir / "tokenizer.model"))
         return tok

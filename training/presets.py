@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from tinygrad_lite import Module
+from tokenizers import CharTokenizer, RegexTokenizer
 
 from . import data as D
 from .options import OptionError, TrainOptions
@@ -87,14 +88,12 @@ def text(opts: TrainOptions, build_model, log=print) -> Task:
     """A decoder on a text: its characters, or for text_bpe the project's BPE trained on it first."""
     corpus = D.read_text(opts.data, opts.preset)
     if opts.preset == "text_bpe":
-        from tokenizers import RegexTokenizer
-
         tokenizer = RegexTokenizer()
         log(f"training a {opts.vocab_size}-token BPE tokenizer on {len(corpus):,} characters...")
         tokenizer.train(corpus, opts.vocab_size)
         vocab_size = len(tokenizer.vocab)
     else:
-        tokenizer = D.CharTokenizer.from_text(corpus)
+        tokenizer = CharTokenizer.from_text(corpus)
         vocab_size = tokenizer.vocab_size
     ids = np.asarray(tokenizer.encode_ordinary(corpus), dtype=np.int64)
     log(f"{len(ids):,} tokens, vocabulary of {vocab_size}")

@@ -76,7 +76,10 @@ def sample_main(argv: list[str], out=sys.stdout) -> int:
         return _addition(model, options["digits"], args.prompt, out)
     if tok is None:
         raise OptionError(f"{out_dir} has no tokenizer (tokenizer.json or tokenizer.model)")
-    ids = tok.encode_ordinary(args.prompt)
+    try:
+        ids = tok.encode_ordinary(args.prompt)
+    except ValueError as e:  # a character the model's vocabulary lacks
+        raise OptionError(f"--prompt: {e}") from None
     if not ids:
         raise OptionError("--prompt encodes to no tokens")
     out.write(args.prompt)
