@@ -25,8 +25,9 @@ import numpy as np
 
 from models.hf import CheckpointError
 from tinygrad_lite.serialization import load_safetensors, save_safetensors
-from tokenizers import CharTokenizer, RegexTokenizer
+from tokenizers import RegexTokenizer
 
+from . import data as D
 from .options import OptionError
 
 STATE_JSON = "training_state.json"
@@ -140,7 +141,7 @@ def restore(model, optimizer, meta: dict, arrays: dict) -> None:
 
 
 def save_tokenizer(out_dir: Path, tok) -> None:
-    if isinstance(tok, CharTokenizer):
+    if isinstance(tok, D.CharTokenizer):
         write_json_atomic(out_dir / "tokenizer.json", {"type": "char", "chars": tok.chars})
     else:
         tok.save(str(out_dir / "tokenizer"))  # tokenizer.model + tokenizer.vocab
@@ -151,7 +152,7 @@ def load_tokenizer(out_dir: Path):
     path = out_dir / "tokenizer.json"
     if path.is_file():
         try:
-            return CharTokenizer(json.loads(path.read_text(encoding="utf-8"))["chars"])
+            return D.CharTokenizer(json.loads(path.read_text(encoding="utf-8"))["chars"])
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: not a character tokenizer written by train.py ({e})") from None
     if (out_dir / "tokenizer.model").is_file():

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from tinygrad_lite import Module
-from tokenizers import CharTokenizer, RegexTokenizer
+from tokenizers import RegexTokenizer
 
 from . import data as D
 from .options import OptionError, TrainOptions
@@ -93,7 +93,7 @@ def text(opts: TrainOptions, build_model, log=print) -> Task:
         tokenizer.train(corpus, opts.vocab_size)
         vocab_size = len(tokenizer.vocab)
     else:
-        tokenizer = CharTokenizer.from_text(corpus)
+        tokenizer = D.CharTokenizer.from_text(corpus)
         vocab_size = tokenizer.vocab_size
     ids = np.asarray(tokenizer.encode_ordinary(corpus), dtype=np.int64)
     log(f"{len(ids):,} tokens, vocabulary of {vocab_size}")
