@@ -5,14 +5,15 @@
 The data: tinyshakespeare and GPT-2's encoder.json from the data home or ../shared/data (`python train.py download`
 fetches them), or DIR/tinyshakespeare.txt and DIR/gpt2_encoder.json.
 
-1. Train a 512-token vocabulary (GPT-4 split pattern) on tinyshakespeare; Hugging Face's byte-level BPE trainer does
-   the same in a separate process (our `tokenizers` package shadows theirs in this one).
+1. Train a 512-token vocabulary (GPT-4 split pattern) on tinyshakespeare with the default trainer ("auto"), and
+   with "python" and "numpy" by name; Hugging Face's byte-level BPE trainer does the same in a separate process
+   (our `tokenizers` package shadows theirs in this one).
 2. Encode the file with GPT-2's tokenizer from encoder.json: once right after loading, then a fresh tokenizer
    (every chunk new to the cache), again (chunks cached) and tiktoken's gpt2 encoding, built from the same
    encoder.json, single thread, taking turns round after round. The ids must be identical.
 
 Each figure is the best of --repeat runs (the machines are shared and noisy); compare the ratios.
---reference also times the slow recount-every-merge trainer (about two minutes).
+--reference also times the recount-every-merge trainer and the readable encoding path (`fast = False`), once each.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="a folder with tinyshakespeare.txt and gpt2_encoder.json")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--vocab-size", type=int, default=512)
-    parser.add_argument("--reference", action="store_true", help="also time the recount-every-merge trainer")
+    parser.add_argument("--reference", action="store_true", help="also the reference trainer, fast = False")
     args = parser.parse_args()
 
     if args.data:
@@ -112,8 +113,12 @@ def main() -> None:
     print(f"{text_path.name}: {mb:.2f} MB, {len(text):,} characters; best of {args.repeat} runs\n")
 
     print(f"train {args.vocab_size} tokens")
-    seconds, tok = best_of(args.repeat, lambda: _train(text, args.vocab_size, "fast"))
+    seconds, tok = best_of(args.repeat, lambda: _train(text, args.vocab_size, "auto"))
     print(f"  ours (default trainer, GPT-4 pattern)   {seconds:7.2f} s  {mb / seconds:6.2f} MB/s")
+    for trainer in ("numpy", "python"):
+        named, other = best_of(args.repeat, lambda trainer=trainer: _train(text, args.vocab_size, trainer))
+        label = f"ours (trainer={trainer!r})"
+        print(f"  {label:39s} {named:7.2f} s   same merges: {other.merges == tok.merges}")
     for label, threads in (("2 threads (default)", None), ("1 thread", "1")):
         hf, problem = hf_train(text_path, args.vocab_size, args.repeat, threads)
         if hf is None:
@@ -141,7 +146,7 @@ def main() -> None:
     # The three are timed in turn, round after round, so that a busy spell on the machine hits them all alike.
     # reset() forgets every chunk seen so far: the cache of a freshly loaded tokenizer.
     cases = {
-        "fresh": (gpt2._cache.reset, lambda: gpt2.encode_ordinary(text)),
+        "fresh": (gpt2._fast.cache.reset, lambda: gpt2.encode_ordinary(text)),
         "cached": (None, lambda: gpt2.encode_ordinary(text)),
         "split": (None, lambda: gpt2._split(text)),
     }
@@ -163,6 +168,11 @@ def main() -> None:
     )
     same = ids == out["fresh"] == out["cached"] == out["tiktoken"]
     print(f"  ids identical to tiktoken: {'yes' if same else 'NO'} ({len(ids):,} tokens)")
+    if args.reference:
+        gpt2.fast = False  # the regex split and bpe.bpe on every chunk, no cache
+        readable_seconds, readable = best_of(1, lambda: gpt2.encode_ordinary(text))
+        gpt2.fast = True
+        print(f"  ours, readable path (fast = False)      {readable_seconds:7.3f} s   same ids: {readable == ids}")
 
 
 def interleaved(repeat: int, cases: dict):

@@ -1,4 +1,4 @@
-"""Tokenizers: training rule, the two trainers against each other, encode/decode, special tokens, files."""
+"""Tokenizers: the training rule, the trainers against each other, encode/decode, special tokens, files."""
 
 import random
 import warnings
@@ -17,9 +17,11 @@ from tokenizers import (
     RegexTokenizer,
     load,
 )
-from tokenizers.bpe import bpe_heap, bpe_replay, bpe_simple, merge_pair
+from tokenizers.base import TRAINERS
+from tokenizers.bpe import bpe, merge_pair
+from tokenizers.fast import train_python
+from tokenizers.fast.bpe_long import bpe_auto, bpe_heap, bpe_replay
 from tokenizers.reference_trainer import train_reference
-from tokenizers.trainer import train_fast
 
 # ----- the training rule ---------------------------------------------------------------------------------------------
 
@@ -36,14 +38,14 @@ def test_wikipedia_example():
 def test_counts_overlap_and_merges_do_not():
     # "aaa" holds (a, a) twice, so it beats (b, c) which occurs once... and merging gives [aa, a].
     assert train_reference([b"aaa", b"bc"], 1) == {(97, 97): 256}
-    assert train_fast([b"aaa", b"bc"], 1) == {(97, 97): 256}
+    assert train_python([b"aaa", b"bc"], 1) == {(97, 97): 256}
     assert merge_pair([1, 1, 1], (1, 1), 9) == [9, 1]
     assert merge_pair([1, 1, 1, 1], (1, 1), 9) == [9, 9]
 
 
 def test_ties_go_to_the_smallest_pair():
     # (b, a), (a, b), (c, d) each occur once: (97, 98) is the smallest.
-    for train in (train_reference, train_fast):
+    for train in (train_reference, train_python):
         assert list(train([b"ab", b"ba", b"cd"], 1)) == [(97, 98)]
 
 
@@ -68,8 +70,11 @@ def test_stops_early_with_a_warning():
 def test_train_rejects_small_vocab_and_unknown_trainer():
     with pytest.raises(ValueError, match="vocab_size"):
         BasicTokenizer().train("abc", 100)
-    with pytest.raises(ValueError, match="trainer"):
+    valid = r"trainer must be one of \['auto', 'numpy', 'python', 'reference'\], got 'turbo'"
+    with pytest.raises(ValueError, match=valid):
         BasicTokenizer().train("abc", 300, trainer="turbo")
+    with pytest.raises(ValueError, match="trainer"):
+        BasicTokenizer().train("abc", 300, trainer="fast")  # no such name: each says what runs
 
 
 def test_verbose_prints_merges(capsys):
@@ -86,14 +91,14 @@ def corpora_pieces():
 
 @settings(max_examples=60, deadline=None)
 @given(pieces=corpora_pieces(), num_merges=st.integers(1, 25), which=st.sampled_from(["gpt2", "gpt4", "none"]))
-def test_fast_and_reference_trainers_agree(pieces, num_merges, which):
+def test_python_and_reference_trainers_agree(pieces, num_merges, which):
     text = "".join(pieces)
     if which == "none":
         chunks = [text.encode("utf-8")]
     else:
         pattern = GPT2_SPLIT_PATTERN if which == "gpt2" else GPT4_SPLIT_PATTERN
         chunks = [c.encode("utf-8") for c in regex.findall(pattern, text)]
-    fast = train_fast(chunks, num_merges)
+    fast = train_python(chunks, num_merges)
     assert list(fast.items()) == list(train_reference(chunks, num_merges).items())
 
 
@@ -110,6 +115,19 @@ def test_trainers_agree_on_a_random_unicode_corpus():
     fast.train(text[:1500], 256 + 40)
     ref.train(text[:1500], 256 + 40, trainer="reference")
     assert list(fast.merges.items()) == list(ref.merges.items())
+
+
+@pytest.mark.parametrize("trainer", sorted(TRAINERS))
+def test_every_trainer_name_learns_the_same_merges(trainer):
+    # "auto" runs NumPy on this corpus (over 8,000 bytes of distinct chunks) and Python on the shorter one.
+    rng = random.Random(3)
+    text = " ".join("".join(rng.choices("abcdeé ", k=rng.randrange(2, 9))) for _ in range(2500)) + SAMPLE
+    for corpus in (text, SAMPLE):
+        expected = RegexTokenizer()
+        expected.train(corpus, 256 + 50, trainer="reference")
+        tok = RegexTokenizer()
+        tok.train(corpus, 256 + 50, trainer=trainer)
+        assert list(tok.merges.items()) == list(expected.merges.items())
 
 
 # ----- encoding and decoding -----------------------------------------------------------------------------------------
@@ -179,22 +197,23 @@ def test_training_compresses(trained):
 def test_three_bpe_implementations_agree(trained_basic, data):
     tok = trained_basic
     ids = list(data)
-    expected = bpe_simple(ids, tok._ranks, tok.merges)
+    expected = bpe(ids, tok._ranks, tok.merges)
     assert bpe_heap(ids, tok._ranks, tok.merges) == expected
     assert bpe_replay(ids, tok.merges) == expected
+    assert bpe_auto(ids, tok._ranks, tok.merges, can_replay=True) == expected
 
 
 def test_every_token_encodes_to_itself(trained):
     # The chunk cache takes a chunk that is a token's own text to be that token: this is what makes that exact.
     for i, token in trained.vocab.items():
-        assert bpe_simple(list(token), trained._ranks, trained.merges) == [i]
+        assert bpe(list(token), trained._ranks, trained.merges) == [i]
 
 
 def test_bpe_merges_leftmost_first():
     merges = {(97, 97): 256}
     ranks = {(97, 97): 0}
-    for bpe in (bpe_simple, bpe_heap):
-        assert bpe([97, 97, 97], ranks, merges) == [256, 97]
+    for encode in (bpe, bpe_heap):
+        assert encode([97, 97, 97], ranks, merges) == [256, 97]
     assert bpe_replay([97, 97, 97], merges) == [256, 97]
 
 

@@ -1,5 +1,5 @@
-"""Tokenizers, many new chunks at once: BatchBPE and its PairTable against one-at-a-time BPE, the chunk cache under
-threads and copies."""
+"""The fast encoder against the readable path: BatchBPE and its PairTable against one-at-a-time BPE, the chunk cache
+(warm, cold, under threads and copies), and `fast = False` against `fast = True` on whole texts."""
 
 import copy
 import pickle
@@ -10,13 +10,15 @@ from array import array
 
 import numpy as np
 import pytest
+import regex
 from _tokenizer_samples import SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizers import GPT2_SPLIT_PATTERN, RegexTokenizer, base
-from tokenizers.bpe import bpe_simple
-from tokenizers.bpe_batch import BatchBPE, PairTable
+from tokenizers import GPT2_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer
+from tokenizers.bpe import bpe
+from tokenizers.fast import encoder
+from tokenizers.fast.bpe_batch import BatchBPE, PairTable
 
 # ----- many chunks at once (bpe_batch.py) ----------------------------------------------------------------------------
 
@@ -24,7 +26,13 @@ SAMPLE_BYTES = SAMPLE.encode("utf-8")
 
 
 def one_at_a_time(tok, chunks: list[bytes]) -> list[list[int]]:
-    return [bpe_simple([tok.byte_ids[b] for b in chunk], tok._ranks, tok.merges) for chunk in chunks]
+    return [bpe([tok.byte_ids[b] for b in chunk], tok._ranks, tok.merges) for chunk in chunks]
+
+
+def readable_ids(tok, text: str) -> list[int]:
+    """The teaching path written out: the pattern's chunks, each through `bpe.bpe`; no cache, no batch."""
+    chunks = regex.findall(tok.pattern, text) if tok.pattern else [text]
+    return [i for ids in one_at_a_time(tok, [chunk.encode("utf-8") for chunk in chunks if chunk]) for i in ids]
 
 
 def batch_ids(tok, chunks: list[bytes]) -> list[list[int]]:
@@ -100,24 +108,23 @@ def test_encoding_many_new_chunks_together_is_exact(trained, trained_basic, whic
     tok._rebuild()
     text = many_new_chunks(0, 2000)
     chunks = tok._split(text)
-    assert len(set(chunks)) > 2 * base.BATCH_MIN
-    expected = [i for chunk in chunks for i in tok._encode_chunk(chunk)]
+    assert len(set(chunks)) > 2 * encoder.BATCH_MIN
+    expected = readable_ids(tok, text)
     assert tok.encode_ordinary(text) == expected  # fresh: the new chunks go through BatchBPE
-    assert tok._batch is not None
+    assert tok._fast.batch is not None
     assert tok.encode_ordinary(text) == expected  # cached
-    assert all(type(packed) is bytes for packed in tok._cache.values())
+    assert all(type(packed) is bytes for packed in tok._fast.cache.values())
 
 
 def test_merge_lists_that_do_not_replay_go_one_at_a_time():
     tok = RegexTokenizer(GPT2_SPLIT_PATTERN)
-    # "abc" is made twice under one id: merging all at once is not BPE for such lists (bpe.replayable).
+    # "abc" is made twice under one id: merging all at once is not BPE for such lists (bpe_long.replayable).
     tok.merges = {(97, 98): 256, (98, 99): 257, (256, 99): 258, (97, 257): 258, (258, 258): 259}
     tok._rebuild()
-    assert not tok._replayable
+    assert not tok._fast.replayable
     text = " ".join(f"abc{n}x abcabc{n}" for n in range(400))
-    chunks = tok._split(text)
-    assert tok.encode_ordinary(text) == [i for chunk in chunks for i in tok._encode_chunk(chunk)]
-    assert tok._batch is None
+    assert tok.encode_ordinary(text) == readable_ids(tok, text)
+    assert tok._fast.batch is None
 
 
 def test_a_failed_lookup_leaves_no_empty_entries(trained):
@@ -127,9 +134,9 @@ def test_a_failed_lookup_leaves_no_empty_entries(trained):
     text = many_new_chunks(1, 1000) + " \ud800 end"  # a lone surrogate: encoding it to UTF-8 fails
     clean = text.replace("\ud800", "\ufffd")
     assert tok.encode(text) == tok.encode(clean)
-    assert all(type(packed) is bytes for packed in tok._cache.values())
-    tok._cache.reset()
-    assert tok.encode(clean) == [i for chunk in tok._split(clean) for i in tok._encode_chunk(chunk)]
+    assert all(type(packed) is bytes for packed in tok._fast.cache.values())
+    tok._fast.cache.reset()
+    assert tok.encode(clean) == readable_ids(tok, clean)
 
 
 def test_threads_sharing_a_tokenizer_get_the_right_ids(trained):
@@ -137,7 +144,7 @@ def test_threads_sharing_a_tokenizer_get_the_right_ids(trained):
     tok.merges = dict(trained.merges)
     tok._rebuild()
     texts = [many_new_chunks(seed, 1500) for seed in range(6)]
-    expected = [[i for chunk in tok._split(t) for i in tok._encode_chunk(chunk)] for t in texts]
+    expected = [readable_ids(tok, t) for t in texts]
     results = [None] * len(texts)
 
     def work(k):
@@ -163,13 +170,13 @@ def test_copies_encode_alike(trained):
     text = many_new_chunks(2, 500)
     expected = tok.encode(text)
     for copied in (copy.deepcopy(tok), pickle.loads(pickle.dumps(tok))):
-        assert len(copied._cache) == len(tok._cache)  # the cache comes along
+        assert len(copied._fast.cache) == len(tok._fast.cache)  # the cache comes along
         assert copied.encode(text) == expected
-        assert copied._cache.encode_many.__self__ is copied
+        assert copied._fast.cache.encode_many.__self__ is copied._fast
 
 
 def test_a_warm_cache_and_a_cold_one_encode_new_chunks_alike(trained):
-    """A fresh tokenizer finds a long text's distinct chunks first (base.COLD_RATIO); a warm one meets the new chunks
+    """A fresh tokenizer finds a long text's distinct chunks first (encoder.COLD_RATIO); a warm one meets the new chunks
     during the lookup pass. Both must give each chunk's own BPE ids."""
     tok = RegexTokenizer()
     tok.merges = dict(trained.merges)
@@ -177,11 +184,40 @@ def test_a_warm_cache_and_a_cold_one_encode_new_chunks_alike(trained):
     rng = random.Random(4)
     first = many_new_chunks(2, 1500)
     second = " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randrange(3, 9))) for _ in range(1000))
-    assert len(tok._cache) == 0
-    assert tok.encode(first) == [i for chunk in tok._split(first) for i in tok._encode_chunk(chunk)]
-    warm = len(tok._cache)
+    assert len(tok._fast.cache) == 0
+    assert tok.encode(first) == readable_ids(tok, first)
+    warm = len(tok._fast.cache)
     chunks = tok._split(second)
-    assert warm * base.COLD_RATIO >= len(chunks)  # so the second text takes the warm path
-    assert len(set(chunks) - set(tok._cache)) > base.BATCH_MIN  # with enough new chunks for a batch
-    assert tok.encode(second) == [i for chunk in chunks for i in tok._encode_chunk(chunk)]
-    assert all(type(packed) is bytes for packed in tok._cache.values())
+    assert warm * encoder.COLD_RATIO >= len(chunks)  # so the second text takes the warm path
+    assert len(set(chunks) - set(tok._fast.cache)) > encoder.BATCH_MIN  # with enough new chunks for a batch
+    assert tok.encode(second) == readable_ids(tok, second)
+    assert all(type(packed) is bytes for packed in tok._fast.cache.values())
+
+
+# ----- the switch: fast = False encodes by the readable path alone ---------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(max_size=300) | st.builds(many_new_chunks, st.integers(0, 10**6), st.integers(150, 600)))
+def test_fast_and_readable_paths_give_the_same_ids(trained, trained_basic, text):
+    for tok in (trained, trained_basic):
+        slow = copy.deepcopy(tok)
+        slow.fast = False
+        slow._fast.cache.reset()
+        assert slow.encode(text) == tok.encode(text)
+        assert len(slow._fast.cache) == 0  # nothing of the fast path ran
+
+
+def test_readable_path_is_the_written_out_rule(trained):
+    tok = RegexTokenizer()
+    tok.merges = dict(trained.merges)
+    tok._rebuild()
+    tok.fast = False
+    text = many_new_chunks(7, 300) + " plain ASCII and Ünïcödé"
+    assert tok._split(text) == regex.findall(tok.pattern, text)  # the `regex` split, not fast/split.py's
+    assert tok.encode(text) == readable_ids(tok, text)
+    basic = BasicTokenizer()
+    basic.merges = dict(trained.merges)
+    basic._rebuild()
+    basic.fast = False
+    assert basic.encode(text) == readable_ids(basic, text)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tokenizers import load
-from tokenizers.cli import main
+from tokenizers.tools.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n" * 20

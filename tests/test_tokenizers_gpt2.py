@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, DisallowedSpecialTokenError, RegexTokenizer, load
 from tokenizers.bpe import bpe
-from tokenizers.bpe_batch import BatchBPE
+from tokenizers.fast.bpe_batch import BatchBPE
 from tokenizers.gpt2 import bytes_to_unicode
 from training.data_files import find, how_to_get
 
@@ -197,6 +197,16 @@ def test_matches_tiktoken_on_mixed_texts(gpt2, tiktoken_gpt2):
 
 
 @pytest.mark.ref
+def test_readable_path_matches_tiktoken(gpt2, tiktoken_gpt2):
+    # `fast = False`: the regex split and `bpe.bpe` on every chunk, nothing from fast/.
+    readable = RegexTokenizer._from_parts(GPT2_SPLIT_PATTERN, gpt2.byte_ids, gpt2.merges, gpt2.special_tokens)
+    readable.fast = False
+    for text in MIXED_TEXTS:
+        assert readable.encode(text, allowed_special="all") == tiktoken_gpt2.encode(text, allowed_special="all"), text
+    assert len(readable._fast.cache) == 0
+
+
+@pytest.mark.ref
 @settings(max_examples=80, deadline=None)
 @given(text=st.text(max_size=120) | st.text(alphabet=st.sampled_from("aA1 \t\n\r'sSé你🙂.-_ \u00a0"), max_size=60))
 def test_matches_tiktoken_on_random_text(gpt2, tiktoken_gpt2, text):
@@ -214,7 +224,7 @@ def test_lone_surrogates_like_tiktoken(gpt2, tiktoken_gpt2):
 def test_matches_tiktoken_on_tinyshakespeare(gpt2, tiktoken_gpt2):
     text = SHAKESPEARE.read_text(encoding="utf-8")
     expected = tiktoken_gpt2.encode_ordinary(text)
-    gpt2._cache.reset()
+    gpt2._fast.cache.reset()
     assert gpt2.encode_ordinary(text) == expected  # fresh: 7,400 new chunks encoded together (bpe_batch.py)
     assert gpt2.encode_ordinary(text) == expected  # cached
 

@@ -1,5 +1,6 @@
-"""The NumPy trainer gives exactly the merges of the reference and the fast trainer; `train_auto` picks between them."""
+"""The NumPy trainer gives exactly the merges of the reference and the Python trainers; `train_auto` picks one."""
 
+import inspect
 import random
 from collections import Counter
 
@@ -9,12 +10,12 @@ from _tokenizer_samples import SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tokenizers.trainer_numpy as trainer_numpy
-from tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer
+import tokenizers.fast.trainer_numpy as trainer_numpy
+from tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer, Tokenizer
 from tokenizers.base import TRAINERS
+from tokenizers.fast.trainer_numpy import DENSE_LIMIT, NUMPY_MIN_BYTES, train_auto, train_numpy
+from tokenizers.fast.trainer_python import train_python
 from tokenizers.reference_trainer import train_reference
-from tokenizers.trainer import train_fast
-from tokenizers.trainer_numpy import DENSE_LIMIT, NUMPY_MIN_BYTES, train_auto, train_numpy
 
 
 def expand(counts):
@@ -23,14 +24,16 @@ def expand(counts):
 
 
 def all_three(chunks, num_merges):
-    """Merges and on_merge calls of the three trainers (the reference gets `chunks` as a list); asserts they agree."""
+    """Merges and on_merge calls of the three trainers, the reference also on `chunks` as a list; asserts they agree."""
     results = []
-    for train in (train_reference, train_fast, train_numpy):
+    runs = [(train_reference, chunks), (train_python, chunks), (train_numpy, chunks)]
+    if isinstance(chunks, dict):
+        runs.append((train_reference, expand(chunks)))
+    for train, given_chunks in runs:
         calls = []
-        given_chunks = expand(chunks) if train is train_reference and isinstance(chunks, dict) else chunks
         merges = train(given_chunks, num_merges, lambda *args, calls=calls: calls.append(args))
         results.append((list(merges.items()), calls))
-    assert results[0] == results[1] == results[2]
+    assert all(result == results[0] for result in results)
     assert [(pair, new_id) for _, pair, new_id, _ in results[0][1]] == results[0][0]
     return dict(results[0][0]), results[0][1]
 
@@ -136,23 +139,24 @@ def test_tinyshakespeare_prefix(data_file):
     # Deep into training on real text: 256 merges, the vocabulary the benchmark trains (reference too slow here).
     text = data_file("tinyshakespeare.txt").read_text(encoding="utf-8")[:100_000]
     counts = Counter(c.encode() for c in regex.findall(GPT4_SPLIT_PATTERN, text))
-    calls_fast, calls_numpy = [], []
-    assert list(train_fast(counts, 256, lambda *a: calls_fast.append(a)).items()) == list(
+    calls_python, calls_numpy = [], []
+    assert list(train_python(counts, 256, lambda *a: calls_python.append(a)).items()) == list(
         train_numpy(counts, 256, lambda *a: calls_numpy.append(a)).items()
     )
-    assert calls_fast == calls_numpy
+    assert calls_python == calls_numpy
     tok = RegexTokenizer(GPT4_SPLIT_PATTERN)
     tok.train(text, 512)  # the words are long enough for train_auto to pick NumPy
-    assert list(tok.merges.items()) == [(pair, new_id) for _, pair, new_id, _ in calls_fast]
+    assert list(tok.merges.items()) == [(pair, new_id) for _, pair, new_id, _ in calls_python]
     whole = {text[:20_000].encode(): 1}  # BasicTokenizer: the text is one chunk
-    assert list(train_fast(whole, 256).items()) == list(train_numpy(whole, 256).items())
+    assert list(train_python(whole, 256).items()) == list(train_numpy(whole, 256).items())
 
 
 # ----- the dispatcher ------------------------------------------------------------------------------------------------
 
 
-def test_train_is_the_dispatcher():
-    assert TRAINERS["fast"] is train_auto
+def test_trainer_names_say_what_runs():
+    assert TRAINERS == {"auto": train_auto, "numpy": train_numpy, "python": train_python, "reference": train_reference}
+    assert inspect.signature(Tokenizer.train).parameters["trainer"].default == "auto"
 
 
 LONG = b"abcab" * (NUMPY_MIN_BYTES // 5)  # exactly NUMPY_MIN_BYTES bytes
@@ -163,9 +167,9 @@ LONG = b"abcab" * (NUMPY_MIN_BYTES // 5)  # exactly NUMPY_MIN_BYTES bytes
     [
         ({LONG: 1}, 10, "numpy"),
         ([LONG[:-1], LONG[-1:]], DENSE_LIMIT - 256, "numpy"),  # still NUMPY_MIN_BYTES in all
-        ([LONG], DENSE_LIMIT - 255, "fast"),  # the dense matrix would be too big
-        ([LONG[:-1]], 10, "fast"),  # too few bytes: NumPy's fixed cost per round would dominate
-        ({b"ab": 10_000}, 10, "fast"),  # many chunks, but only two distinct bytes
+        ([LONG], DENSE_LIMIT - 255, "python"),  # the dense matrix would be too big
+        ([LONG[:-1]], 10, "python"),  # too few bytes: NumPy's fixed cost per round would dominate
+        ({b"ab": 10_000}, 10, "python"),  # many chunks, but only two distinct bytes
     ],
 )
 def test_dispatcher_choice(monkeypatch, chunks, num_merges, expected):
@@ -179,7 +183,7 @@ def test_dispatcher_choice(monkeypatch, chunks, num_merges, expected):
         return train
 
     monkeypatch.setattr(trainer_numpy, "train_numpy", spy("numpy", train_numpy))
-    monkeypatch.setattr(trainer_numpy, "train_fast", spy("fast", train_fast))
+    monkeypatch.setattr(trainer_numpy, "train_python", spy("python", train_python))
     merges = train_auto(chunks, num_merges)
     assert chosen == [expected]
-    assert list(merges.items()) == list(train_fast(chunks, num_merges).items())
+    assert list(merges.items()) == list(train_python(chunks, num_merges).items())

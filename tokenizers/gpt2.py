@@ -1,4 +1,4 @@
-"""Reading and writing published byte-level BPE files: OpenAI's GPT-2 release and Hugging Face's format.
+"""Loading GPT-2's tokenizer from OpenAI's published files, `encoder.json` and (if at hand) `vocab.bpe`.
 
 Both store tokens as *strings*, not bytes, through GPT-2's byte-to-unicode table: the 188 printable bytes stand
 for themselves ("A" is byte 65) and the 68 others (control characters, space, 0x7F-0xA0, 0xAD) are moved up to
@@ -10,15 +10,14 @@ bytes (in the table's order, not byte order), id 256 + k is the token made by th
 "<|endoftext|>". `vocab.bpe` lists the merges. Without it the merges can be recovered from the ranks alone: the
 k-th token's bytes, encoded with the first k - 1 merges, end up as exactly two tokens, and those are its merge.
 
-Hugging Face's `vocab.json` + `merges.txt` use the same strings; its ids need not follow merge order.
+Hugging Face's `vocab.json` + `merges.txt` use the same strings; tools/bpe_files.py reads them, and `vocab.bpe`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
-from .bpe import bpe_simple
+from .bpe import bpe
 
 EOT = "<|endoftext|>"
 
@@ -42,7 +41,8 @@ def _token_bytes(text: str, decoder: dict[str, int], where: str) -> bytes:
         raise ValueError(f"{where}: token {text!r} has a character outside GPT-2's byte table: {e.args[0]!r}") from None
 
 
-def _load_json(path) -> dict:
+def load_json(path) -> dict:
+    """An encoder.json or vocab.json: token string -> id."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -55,25 +55,8 @@ def _load_json(path) -> dict:
     return data
 
 
-def _read_merge_lines(path) -> list[tuple[int, str, str]]:
-    """(line number, left, right) for each merge line of a vocab.bpe / merges.txt file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    out = []
-    for number, line in enumerate(lines, 1):
-        if not line or (number == 1 and line.startswith("#version")):
-            continue
-        parts = line.split(" ")
-        if len(parts) != 2 or not all(parts):
-            raise ValueError(f"{path}: line {number}: expected two tokens separated by one space, found {line!r}")
-        out.append((number, parts[0], parts[1]))
-    return out
-
-
-def _byte_ids(encoder: dict[str, int], decoder: dict[str, int], path) -> list[int]:
+def byte_ids_of(encoder: dict[str, int], decoder: dict[str, int], path) -> list[int]:
+    """The ids of the 256 single-byte tokens, in byte order."""
     missing = [c for c in decoder if c not in encoder]
     if missing:
         raise ValueError(f"{path}: {len(missing)} single-byte tokens are missing, e.g. {missing[0]!r}")
@@ -81,24 +64,16 @@ def _byte_ids(encoder: dict[str, int], decoder: dict[str, int], path) -> list[in
     return [encoder[table[b]] for b in range(256)]
 
 
-def _merges_from_file(encoder: dict[str, int], path) -> dict[tuple[int, int], int]:
-    merges = {}
-    for number, left, right in _read_merge_lines(path):
-        try:
-            merges[(encoder[left], encoder[right])] = encoder[left + right]
-        except KeyError as e:
-            raise ValueError(f"{path}: line {number}: token {e.args[0]!r} is not in the vocabulary") from None
-    return merges
-
-
 def read_gpt2(encoder_json, vocab_bpe=None):
     """OpenAI's GPT-2 files -> (byte_ids, merges, special_tokens)."""
-    encoder = _load_json(encoder_json)
+    encoder = load_json(encoder_json)
     decoder = {c: b for b, c in bytes_to_unicode().items()}
     specials = {EOT: encoder[EOT]} if EOT in encoder else {}
-    byte_ids = _byte_ids(encoder, decoder, encoder_json)
+    byte_ids = byte_ids_of(encoder, decoder, encoder_json)
     if vocab_bpe is not None:
-        return byte_ids, _merges_from_file(encoder, vocab_bpe), specials
+        from .tools.bpe_files import read_merges  # vocab.bpe has the format of Hugging Face's merges.txt
+
+        return byte_ids, read_merges(encoder, vocab_bpe), specials
 
     # Recover the merges: walk the tokens in rank (= id) order and let BPE, with the merges found so far, split each
     # token's bytes. Because BPE built the token by one last merge of two earlier tokens, exactly two are left.
@@ -110,7 +85,7 @@ def read_gpt2(encoder_json, vocab_bpe=None):
         if i in singles or text in specials:
             continue
         ids = [id_of_byte[b] for b in _token_bytes(text, decoder, encoder_json)]
-        parts = bpe_simple(ids, ranks, merges)
+        parts = bpe(ids, ranks, merges)
         if len(parts) != 2:
             raise ValueError(
                 f"{encoder_json}: token {text!r} (id {i}) is not the merge of two lower-ranked tokens "
@@ -120,45 +95,3 @@ def read_gpt2(encoder_json, vocab_bpe=None):
         ranks[pair] = len(ranks)
         merges[pair] = i
     return byte_ids, merges, specials
-
-
-def read_hf(vocab_json, merges_txt):
-    """Hugging Face byte-level BPE files -> (byte_ids, merges, special_tokens).
-
-    Vocabulary entries that are neither single bytes nor produced by a merge (such as "<|endoftext|>") are taken
-    as special tokens, under their own text.
-    """
-    encoder = _load_json(vocab_json)
-    decoder = {c: b for b, c in bytes_to_unicode().items()}
-    byte_ids = _byte_ids(encoder, decoder, vocab_json)
-    merges = _merges_from_file(encoder, merges_txt)
-    produced = set(byte_ids) | set(merges.values())
-    specials = {text: i for text, i in encoder.items() if i not in produced}
-    return byte_ids, merges, specials
-
-
-def write_hf(tok, directory) -> None:
-    """Write `vocab.json` and `merges.txt` for a tokenizer (Hugging Face's byte-level BPE files)."""
-    table = bytes_to_unicode()
-    special_ids = set(tok.special_tokens.values())
-    encoder: dict[str, int] = {}
-    for i in sorted(tok.vocab):
-        if i in special_ids:
-            continue
-        text = "".join(table[b] for b in tok.vocab[i])
-        if text in encoder:
-            raise ValueError(
-                f"ids {encoder[text]} and {i} are the same bytes {tok.vocab[i]!r}; "
-                "Hugging Face's vocab.json cannot hold two tokens with one spelling"
-            )
-        encoder[text] = i
-    for text, i in tok.special_tokens.items():
-        encoder[text] = i
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(encoder, f, ensure_ascii=False)
-    spell = {i: text for text, i in encoder.items()}
-    with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write("#version: 0.2\n")
-        for a, b in tok.merges:
-            f.write(f"{spell[a]} {spell[b]}\n")

@@ -14,8 +14,6 @@ GPT-2's exact tokenizer comes from its published files: `RegexTokenizer.from_gpt
 
 from __future__ import annotations
 
-import re
-
 import regex
 
 from .base import Tokenizer
@@ -25,22 +23,6 @@ GPT4_SPLIT_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 )
 PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
-
-# The same two patterns for ASCII-only text, where \p{L} is [A-Za-z], \p{N} is [0-9] and \s (in `regex`) is
-# [\t\n\v\f\r ]. The standard library's `re` runs them about twice as fast as `regex` runs the originals, and
-# splitting is most of the cost of encoding. (Written out, not \s: `re`'s \s also matches \x1c-\x1f. The
-# possessive quantifiers can go: nothing after them can succeed by backtracking into them.) Tests check that
-# both forms split alike.
-_S = r"\t\n\x0b\x0c\r "
-_ASCII_FORMS = {
-    GPT2_SPLIT_PATTERN: (
-        rf"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^{_S}A-Za-z0-9]+|[{_S}]+(?![^{_S}])|[{_S}]+"""
-    ),
-    GPT4_SPLIT_PATTERN: (
-        rf"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{{1,3}}| ?[^{_S}A-Za-z0-9]+[\r\n]*"""
-        rf"""|[{_S}]*[\r\n]|[{_S}]+(?![^{_S}])|[{_S}]+"""
-    ),
-}
 
 
 class RegexTokenizer(Tokenizer):
@@ -56,12 +38,13 @@ class RegexTokenizer(Tokenizer):
         except regex.error as e:
             raise ValueError(f"invalid split pattern {pattern!r}: {e}") from None
         self.pattern = pattern
-        ascii_form = _ASCII_FORMS.get(pattern)
-        self._ascii = re.compile(ascii_form) if ascii_form else None
+        from .fast.split import ascii_split  # here, not at the top: fast/split.py reads the patterns above
+
+        self._ascii = ascii_split(pattern)
 
     def _split(self, text: str) -> list[str]:
-        if self._ascii is not None and text.isascii():
-            return self._ascii.findall(text)
+        if self.fast and self._ascii is not None and text.isascii():
+            return self._ascii.findall(text)  # the same chunks, split about twice as fast
         return self._compiled.findall(text)
 
     def _set_pattern(self, pattern: str | None, path: str) -> None:
@@ -69,7 +52,7 @@ class RegexTokenizer(Tokenizer):
             raise ValueError(f"{path}: this model has no split pattern; load it with BasicTokenizer")
         self._compile(pattern)
 
-    # ----- published vocabularies (see gpt2.py) --------------------------------------------------------------------
+    # ----- published vocabularies (gpt2.py, tools/bpe_files.py) ----------------------------------------------------
 
     @classmethod
     def _from_parts(cls, pattern, byte_ids, merges, specials) -> RegexTokenizer:
@@ -89,12 +72,12 @@ class RegexTokenizer(Tokenizer):
     def from_hf(cls, vocab_json, merges_txt, pattern: str = GPT2_SPLIT_PATTERN) -> RegexTokenizer:
         """A Hugging Face byte-level BPE (`vocab.json` + `merges.txt`); tokens that are neither bytes nor merge
         results (such as "<|endoftext|>") become special tokens."""
-        from .gpt2 import read_hf
+        from .tools.bpe_files import read_hf
 
         return cls._from_parts(pattern, *read_hf(vocab_json, merges_txt))
 
     def to_hf(self, directory) -> None:
         """Write `vocab.json` and `merges.txt` in Hugging Face's byte-level BPE format into `directory`."""
-        from .gpt2 import write_hf
+        from .tools.bpe_files import write_hf
 
         write_hf(self, directory)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tokenizers import CharTokenizer  # noqa: F401 (D.CharTokenizer, for the presets and checkpoints)
+
 from .data_files import DataFileError, data_home, download, find
 from .options import OptionError
 
@@ -130,33 +132,6 @@ class TextDataset:
         offsets = starts[:, None] + np.arange(self.block_size + 1)  # (B, T + 1)
         windows = data[offsets]
         return windows[:, :-1], windows[:, 1:]
-
-
-class CharTokenizer:
-    """Characters of the corpus, sorted, as the vocabulary (nanoGPT's shakespeare_char)."""
-
-    def __init__(self, chars: str):
-        self.chars = chars
-        self.stoi = {c: i for i, c in enumerate(chars)}
-
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        return cls("".join(sorted(set(text))))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> list:
-        missing = sorted({c for c in text if c not in self.stoi})
-        if missing:
-            raise OptionError(f"characters not in the training vocabulary: {''.join(missing)!r}")
-        return [self.stoi[c] for c in text]
-
-    encode_ordinary = encode  # no special tokens: the same thing, under the BPE tokenizers' name
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
 
 
 def cache_dir() -> Path:

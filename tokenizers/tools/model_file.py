@@ -63,6 +63,22 @@ def save(tok, prefix: str) -> str:
     return model_path
 
 
+def load_into(tok, path: str):
+    """Give `tok` the state saved in the .model file `path`; on a bad file, raise and leave `tok` as it was."""
+    pattern, byte_ids, merges, specials = read(path)
+    old = (tok.pattern, tok.byte_ids, tok.merges, tok.special_tokens)
+    try:
+        tok._set_pattern(pattern, path)
+        tok.byte_ids, tok.merges, tok.special_tokens = byte_ids, merges, specials
+        tok._rebuild()
+    except ValueError as e:
+        tok._set_pattern(old[0], path)
+        tok.byte_ids, tok.merges, tok.special_tokens = old[1:]
+        tok._rebuild()
+        raise ValueError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+    return tok
+
+
 def read(path: str):
     """Parse a .model file into (pattern, byte_ids, merges, special_tokens)."""
     try:

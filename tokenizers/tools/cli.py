@@ -17,8 +17,8 @@ import re
 import sys
 import time
 
-from . import BasicTokenizer, DisallowedSpecialTokenError, RegexTokenizer, load
-from .regex_tokenizer import PATTERNS
+from .. import BasicTokenizer, DisallowedSpecialTokenError, RegexTokenizer, load
+from ..regex_tokenizer import PATTERNS
 
 
 class UserError(Exception):

@@ -1,7 +1,7 @@
 """BPE on many chunks at once with NumPy: each round applies every chunk's next merge in a few array operations.
 
 Encoding a large text means running BPE on each distinct chunk that is not already a token. With GPT-2's vocabulary,
-tinyshakespeare has about 7,400 such chunks of 2 to 16 bytes. One chunk at a time (`bpe.py`), nearly all the cost
+tinyshakespeare has about 7,400 such chunks of 2 to 16 bytes. One chunk at a time (`bpe.bpe`), nearly all the cost
 is CPython interpreting the loop, 10 to 20 µs per chunk. Here the chunks lie side by side in one array, with a
 separator code that no merge uses between them, and each *round* takes one step of the BPE rule in all of them:
 
@@ -9,9 +9,9 @@ separator code that no merge uses between them, and each *round* takes one step 
 2. merge that pair in each chunk: the left token becomes the merged one and the right one is dropped,
 3. look up the ranks of the pairs beside each merged token (`PairTable`, a hash table in NumPy arrays).
 
-Step 2 merges *every* occurrence of the chunk's best pair, left to right without overlap, where `bpe_simple` merges
-the leftmost occurrence and then looks again. For a replayable merge list (bpe.py: each merge's parts are made before
-it, and no id is made twice) the two agree. The new token can only take part in merges ranked after the one that
+Step 2 merges *every* occurrence of the chunk's best pair, left to right without overlap, where `bpe.bpe` merges
+the leftmost occurrence and then looks again. For a replayable merge list (bpe_long.py: each merge's parts are made
+before it, and no id is made twice) the two agree. The new token can only take part in merges ranked after the one that
 made it, so after the leftmost merge the lowest rank still belongs to the same pair, at its next occurrence that does
 not overlap. Only the two pairs beside a new token change, so only those are looked up again. A chunk of n bytes
 needs at most n - 1 rounds (tinyshakespeare's need 14), and a chunk with nothing left to merge leaves the arrays.
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bpe import Pair
+from ..bpe import Pair
 
 
 class BatchBPE:
     """Encodes a list of chunks (bytes) to their BPE ids, all chunks advancing together. Only for replayable merge
-    lists (`bpe.replayable`); the result is the same as `bpe.bpe` on each chunk."""
+    lists (`bpe_long.replayable`); the result is the same as `bpe.bpe` on each chunk."""
 
     def __init__(self, byte_ids: list[int], merges: dict[Pair, int]) -> None:
         code = {i: b for b, i in enumerate(byte_ids)}  # id -> code

@@ -1,6 +1,6 @@
-"""BPE training in NumPy: the same merges as `trainer.py`, each round a few dozen array operations.
+"""BPE training in NumPy: the same merges as `trainer_python.py`, each round a few dozen array operations.
 
-`trainer.py` visits every word that holds the merged pair in Python (58,695 visits for 256 merges on
+`trainer_python.py` visits every word that holds the merged pair in Python (58,695 visits for 256 merges on
 tinyshakespeare). Here those visits are array operations over all the words at once:
 
 - The distinct chunks ("words") lie in one array `tokens`, a -1 before, between and after them, and `weight`
@@ -14,17 +14,17 @@ tinyshakespeare). Here those visits are array operations over all the words at o
   in row-major order is the smallest (a, b): the reference's tie rule for free. Rather than an O(V²) argmax each
   round, `rowmax` keeps an upper bound of every row's maximum, raised when a count grows and left stale when one
   drops; the row with the highest bound is rechecked, and its bound lowered, until the bound is exact (a stale
-  bound only ever overrates a row, so the first exact row is the answer, as in `trainer.py`'s lazy heap).
+  bound only ever overrates a row, so the first exact row is the answer, as in `trainer_python.py`'s lazy heap).
 - A merge changes only the pairs touching a match: (p, a) -> (p, X) and (b, q) -> (X, q), where p and q are the
   live neighbours, and q is X itself when the next match starts right after this one ("abab" -> (X, X), counted
   once, as the right pair of the first X). Removed and added pairs sit at the same positions, so one `np.add.at`
   with -weight and +weight updates the counts; (a, b) itself drops to 0 (a left-to-right merge leaves none).
 
 Memory: the matrix takes 8 V² bytes (2 MB at V = 512) and the arrays 24-28 bytes per byte of the words. So
-`train_auto`, which `Tokenizer.train` calls, uses this trainer up to DENSE_LIMIT ids only, and only on corpora large
-enough to repay NumPy's fixed cost per round; `train_fast` does the rest. On tinyshakespeare (GPT-4 pattern, 256
-merges) it took 0.04-0.08 s where `train_fast` took 0.23-0.48 s; on the first 200 KB as one chunk (BasicTokenizer)
-0.06-0.12 s against 0.48-0.83 s (21 rounds each, docs/tokenizers.md).
+`train_auto`, `Tokenizer.train`'s default, uses this trainer up to DENSE_LIMIT ids only, and only on corpora large
+enough to repay NumPy's fixed cost per round; `train_python` does the rest. On tinyshakespeare (GPT-4 pattern, 256
+merges) it took 0.04-0.08 s where `train_python` took 0.23-0.48 s; on the first 200 KB as one chunk (BasicTokenizer)
+0.06-0.12 s against 0.48-0.83 s (docs/tokenizers.md).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
-from .bpe import Pair
-from .trainer import train_fast
+from ..bpe import Pair
+from .trainer_python import train_python
 
-# Largest vocabulary (256 + num_merges) that `train_auto` trains with NumPy; above it `train_fast`. At 2048 ids the
+# Largest vocabulary (256 + num_merges) that `train_auto` trains with NumPy; above it `train_python`. At 2048 ids the
 # matrix takes 32 MB and NumPy was still 1.3-2x faster on tinyshakespeare; at 4096 (128 MB) the two were even.
 DENSE_LIMIT = 2048
 # Fewest bytes of distinct chunks for which `train_auto` uses NumPy. Each round costs NumPy about 100 us however few
@@ -64,13 +64,13 @@ def train_numpy(
     on_merge: Callable[[int, Pair, int, int], None] | None = None,
 ) -> dict[Pair, int]:
     """Learn up to `num_merges` merges from byte chunks (an iterable, or a mapping chunk -> positive count);
-    identical output to `train_reference` and `train_fast` on the same chunks, `on_merge` calls included."""
+    identical output to `train_reference` and `train_python` on the same chunks, `on_merge` calls included."""
     import numpy as np  # imported when a vocabulary is first trained, as bpe_batch.py is when a text needs it
 
     word_counts = chunks if isinstance(chunks, Mapping) else Counter(chunks)
     V = 256 + num_merges
     if V > MAX_IDS:
-        raise ValueError(f"train_numpy takes at most {MAX_IDS} ids (256 + num_merges); use train_fast")
+        raise ValueError(f"train_numpy takes at most {MAX_IDS} ids (256 + num_merges); use train_python")
     n_words = len(word_counts)
     lengths = np.fromiter(map(len, word_counts), np.int64, n_words)
     weights = np.fromiter(word_counts.values(), np.int64, n_words)
@@ -165,9 +165,9 @@ def train_auto(
     on_merge: Callable[[int, Pair, int, int], None] | None = None,
 ) -> dict[Pair, int]:
     """`train_numpy` when the vocabulary is small enough for the dense matrix (256 + num_merges <= DENSE_LIMIT)
-    and the words are long enough to repay NumPy's fixed cost per round (NUMPY_MIN_BYTES), else `train_fast`.
+    and the words are long enough to repay NumPy's fixed cost per round (NUMPY_MIN_BYTES), else `train_python`.
     The same merges either way: only the time differs."""
     word_counts = chunks if isinstance(chunks, Mapping) else Counter(chunks)
     if 256 + num_merges <= DENSE_LIMIT and sum(map(len, word_counts)) >= NUMPY_MIN_BYTES:
         return train_numpy(word_counts, num_merges, on_merge)
-    return train_fast(word_counts, num_merges, on_merge)
+    return train_python(word_counts, num_merges, on_merge)

