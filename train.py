@@ -15,6 +15,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import tokenizers  # the project's own, unless Hugging Face's package of the same name was installed over it
+    if getattr(tokenizers, "__project__", None) != "transformers-from-scratch":
+        print("train.py: error: the `tokenizers` package that Python imports is not this project's (most likely "
+              "Hugging Face's, installed over it): give transformers-from-scratch a virtual environment of its own, "
+              "and run code that needs transformers in another one, started outside the repository", file=sys.stderr)
+        return 2
     from models import CheckpointError
     from training.options import OptionError, help_text, parse_args
 
