@@ -63,8 +63,7 @@ _LIMITER = None
 
 
 def thread_report(torch=None) -> str:
-    """What each side really runs with: OpenBLAS threads (threadpoolctl, else the environment), torch threads, and
-    the layers' own thread pool (tinygrad_lite/threads.py) when the library has one."""
+    """What each side really runs with: OpenBLAS threads (threadpoolctl, else the environment) and torch threads."""
     parts = []
     try:
         from threadpoolctl import threadpool_info
@@ -75,12 +74,6 @@ def thread_report(torch=None) -> str:
         env = next((f"{v}={os.environ[v]}" for v in THREAD_VARS if os.environ.get(v)),
                    f"unset ({os.cpu_count()} cores)")
         parts.append(f"numpy BLAS: {env} (threadpoolctl not installed)")
-    try:
-        from tinygrad_lite import threads as layer_threads
-
-        parts.append(f"layers pool: {layer_threads.num_threads()}")
-    except ImportError:
-        pass
     if torch is not None:
         parts.append(f"torch: {torch.get_num_threads()} intra-op")
     return "threads: " + ", ".join(parts)
