@@ -16,8 +16,10 @@ scaled_dot_product_attention, tanh-GELU, tied lm_head; torch.optim.AdamW with it
 our initial weights (Linear weights transposed: ours are (in, out), nn.Linear's (out, in)). Both see the same
 batches (windows of tinyshakespeare characters when the data home or ../shared/data has it, else random ids).
 The losses of the warm-up steps and the parameters after them are compared, to show the same work is timed. Then
-the sides alternate step by step (ours, ours-dp, torch, ours, ...), back to back as in a training loop, and the
-medians are reported with their ratio to torch (below 1: faster). `ours-dp` is our step with the batch split between
+the sides alternate step by step (ours, ours-dp, ours-ref, torch, ours, ...), back to back as in a training loop, and
+the medians are reported with their ratio to torch (below 1: faster). `ours` runs the fused path with the speed
+backend on (tinygrad_lite.fast.enable(), as train.py does); `ours-ref` the reference path (set_fused(False)), the
+primitive ops a learner steps through. `ours-dp` is our step with the batch split between
 processes (`--processes`, train.py --data_parallel). `--pause S` idles S seconds before each step (docs/performance.md
 says why it once mattered). The machines are shared and noisy: compare ratios, not absolute times.
 
@@ -88,11 +90,13 @@ def build_model(cfg: dict, seed: int = 0):
     return model, model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
 
 
-def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
+def build_ours(cfg: dict, seed: int = 0, processes: int = 1, reference: bool = False):
     """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
+    With reference=True the step runs the reference path (tinygrad_lite.set_fused(False): primitive ops only).
 
     With processes > 1 the forward and backward of each batch are split between this process and forked workers
     (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
+    from tinygrad_lite import set_fused
     from tinygrad_lite.fast.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
@@ -104,7 +108,8 @@ def build_ours(cfg: dict, seed: int = 0, processes: int = 1):
             loss = dp.step(batch)
         else:
             x, y = batch
-            _, loss = model(x, targets=y)
+            with set_fused(not reference):
+                _, loss = model(x, targets=y)
             loss.backward()
             loss = float(loss.item())
         clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -181,7 +186,7 @@ def child(side: str, name: str, steps: int, warmup: int, processes: int = 1) -> 
     if side == "torch":
         _, step = build_torch(torch, cfg)
     else:
-        _, step = build_ours(cfg, processes=processes if side == "ours-dp" else 1)
+        _, step = build_ours(cfg, processes=processes if side == "ours-dp" else 1, reference=side == "ours-ref")
     times = []
     for i, batch in enumerate(data):
         t0 = time.perf_counter()
@@ -211,16 +216,21 @@ def compare(name: str, torch, args, peak: float) -> dict:
     print(f"\n== {name}: n_layer {cfg['n_layer']}, n_head {cfg['n_head']}, n_embd {cfg['n_embd']}, block "
           f"{cfg['block_size']}, batch {cfg['batch_size']}, vocab {cfg['vocab_size']} ({source}); "
           f"{flops_per_step(cfg) / 1e9:.2f} GFLOP/step (N = {matmul_params(cfg):,})")
-    sides = ["ours"] + (["ours-dp"] if args.processes > 1 else []) + (["torch"] if torch is not None else [])
+    sides = ["ours"] + (["ours-dp"] if args.processes > 1 else []) + (["ours-ref"] if args.reference else []) \
+        + (["torch"] if torch is not None else [])
+    if args.sides:
+        sides = [side for side in sides if side in args.sides.split(",")]
     mem = {}
     if not args.no_memory:
         for side in sides:
             mem[side] = run_child(side, name, args.threads, args.processes)
     ours_model, ours_step = build_ours(cfg, seed=args.seed)
-    fns = {"ours": Feeder(ours_step, data)}
-    if args.processes > 1:
+    fns = {"ours": Feeder(ours_step, data)} if "ours" in sides else {}
+    if "ours-dp" in sides:
         fns["ours-dp"] = Feeder(build_ours(cfg, seed=args.seed, processes=args.processes)[1], data)
-    if torch is not None:
+    if "ours-ref" in sides:
+        fns["ours-ref"] = Feeder(build_ours(cfg, seed=args.seed, reference=True)[1], data)
+    if "torch" in sides:
         torch_model, torch_step = build_torch(torch, cfg, ours=ours_model)
         fns["torch"] = Feeder(torch_step, data)
     losses = {k: [] for k in fns}
@@ -230,12 +240,14 @@ def compare(name: str, torch, args, peak: float) -> dict:
     result = {"name": name, "cfg": cfg, "mem": mem, "steps": steps}
     for side in [k for k in fns if k != "torch"]:
         print(f"  first {args.warmup} losses, {side + ':':8s} " + " ".join(f"{v:.6f}" for v in losses[side]))
-    if torch is not None:
+    if "torch" in fns:
         print(f"  first {args.warmup} losses, torch:   " + " ".join(f"{v:.6f}" for v in losses["torch"]))
-        loss_diff = max(abs(a - b) for a, b in zip(losses["ours"], losses["torch"]))
-        theirs = {n: p.detach().numpy() for n, p in torch_model.named_parameters()}
-        param_diff = max(float(np.max(np.abs(_torch_layout(n, theirs[n]) - p.data)))
-                         for n, p in ours_model.named_parameters())
+        loss_diff = max(abs(a - b) for side in fns if side != "torch" for a, b in zip(losses[side], losses["torch"]))
+        param_diff = float("nan")  # the parameters are compared with the one-process side's
+        if "ours" in fns:
+            theirs = {n: p.detach().numpy() for n, p in torch_model.named_parameters()}
+            param_diff = max(float(np.max(np.abs(_torch_layout(n, theirs[n]) - p.data)))
+                             for n, p in ours_model.named_parameters())
         print(f"  max |loss diff| {loss_diff:.2e}; max |param diff| after {args.warmup} AdamW steps {param_diff:.2e}")
         result.update(loss_diff=loss_diff, param_diff=param_diff)
     times = _common.alternate(fns, steps, warmup=0, pause=args.pause)
@@ -255,7 +267,8 @@ def _torch_layout(name: str, arr: np.ndarray) -> np.ndarray:
 
 def print_table(results: list, peak: float, has_torch: bool) -> None:
     print(f"\nSummary (median ms/step, alternating; GFLOP/s share of the measured np.matmul peak {peak:.0f} GFLOP/s)")
-    print("ours: one process (its thread pool); ours-dp: the batch split between processes (--processes)")
+    print("ours: one process, the fused path; ours-dp: the batch split between processes (--processes); ours-ref: "
+          "one process, the reference path (set_fused(False))")
     head = f"{'config':7s} {'side':8s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'ours GFLOP/s':>15s} " \
            f"{'torch GFLOP/s':>15s} {'ours RSS MB':>17s} {'torch RSS MB':>17s}"
     print(head)
@@ -332,8 +345,16 @@ def main(argv=None) -> None:
     parser.add_argument("--processes", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
                         help="also time ours with each batch split between this many processes (train.py "
                              "--data_parallel; default 2 on a multi-core machine, 1 = skip)")
-    parser.add_argument("--child", choices=["ours", "ours-dp", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--sides", default="", help="comma-separated sides to time (default: all of ours, ours-dp, "
+                        "ours-ref, torch): one process's idle OpenBLAS threads keep spinning for a while and slow "
+                        "the side that runs next, so pairs measured alone are the fair comparison")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the reference path's side (set_fused(False))")
+    parser.add_argument("--child", choices=["ours", "ours-dp", "ours-ref", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from tinygrad_lite import fast
+
+    backend = fast.enable()  # what train.py turns on: our side runs as training runs
 
     if args.child:
         _common.limit_threads(args.threads, import_torch() if args.child == "torch" else None)
@@ -352,14 +373,14 @@ def main(argv=None) -> None:
     missing = "not used (--no-torch)" if args.no_torch else "not installed"
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else missing}, float32; "
           f"{_common.load_average()}")
-    print(_common.thread_report(torch))
+    print(_common.thread_report(torch) + "; our speed backend: " + ", ".join(backend))
     peaks = _common.matmul_peak(torch)
     peak = max(v for (side, _), v in peaks.items() if side == "numpy")
     print("float32 matmul peak, best of 5: " + ", ".join(f"{side} {n}^2 {v:.0f}" for (side, n), v in peaks.items())
           + " GFLOP/s")
     names = list(CONFIGS) if args.config == "all" else [args.config]
     results = [compare(name, torch, args, peak) for name in names]
-    print_table(results, peak, torch is not None)
+    print_table(results, peak, "torch" in results[0]["ms"])
     print(f"\n{_common.load_average()}")
 
 
