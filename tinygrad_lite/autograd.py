@@ -61,12 +61,12 @@ def backward(output, grad=None, retain_graph: bool = False) -> None:
             else:
                 node.grad += g
         if ctx is None:
+            for hook in node._post_hooks or ():
+                hook(node)  # this leaf's .grad is final for this backward
             continue
         if ctx.released:
-            raise RuntimeError(
-                f"backward through {type(ctx).__name__} a second time: its saved arrays were freed by the "
-                "first backward. Pass retain_graph=True to the first backward() to keep them."
-            )
+            raise RuntimeError(f"backward through {type(ctx).__name__} a second time: its saved arrays were freed by "
+                               "the first backward. Pass retain_graph=True to the first backward() to keep them.")
         in_grads = ctx.backward(g)
         parents = ctx.parents
         if type(in_grads) is not tuple:
@@ -105,7 +105,11 @@ def backward(output, grad=None, retain_graph: bool = False) -> None:
 
 
 def topological_order(root) -> list:
-    """Iterative depth-first post-order: every node appears after all of its inputs."""
+    """Iterative depth-first post-order: every node appears after all of its inputs.
+
+    Inputs are explored first one first, so the weights an op takes after its activation (linear, layer_norm)
+    come right before the op: in reverse, their gradients are complete, and their post-accumulate hooks run, as
+    soon as backward has passed the op, not at its very end (data parallelism sends them off meanwhile)."""
     order, visited = [], set()
     stack = [(root, False)]
     push, pop, seen = stack.append, stack.pop, visited.add
@@ -120,7 +124,7 @@ def topological_order(root) -> list:
         push((node, True))
         ctx = node._ctx
         if ctx is not None:
-            for parent in ctx.parents:
+            for parent in reversed(ctx.parents):  # the stack pops the first input first
                 if parent.requires_grad and id(parent) not in visited:
                     push((parent, False))
     return order

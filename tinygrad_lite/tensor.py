@@ -70,7 +70,8 @@ def _promote(a: Tensor, b: Tensor) -> tuple:
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_post_hooks", "_retains_grad", "name",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -92,7 +93,7 @@ class Tensor:
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None
-        self._hooks = None
+        self._hooks = self._post_hooks = None
         self._retains_grad = False
         self.name = name
 
@@ -104,7 +105,7 @@ class Tensor:
         t.grad = None
         t.requires_grad = requires_grad
         t._ctx = None
-        t._hooks = None
+        t._hooks = t._post_hooks = None
         t._retains_grad = False
         t.name = None
         return t
@@ -209,6 +210,16 @@ class Tensor:
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(fn)
+        return fn
+
+    def register_post_accumulate_grad_hook(self, fn):
+        """fn(tensor) runs after backward has added this leaf's gradient into .grad (torch's hook of that name):
+        where data parallelism starts averaging a parameter's gradient while the rest of backward goes on."""
+        if not self.requires_grad or self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook() needs a leaf tensor that requires grad")
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(fn)
         return fn
 
     # ----- arithmetic -----
