@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .function import is_fused_enabled
+from .function import _implementations, is_fused_enabled
 from .fused.gelu import Gelu
 from .fused.linear import Embedding, Linear
 from .fused.loss import CrossEntropy
@@ -46,6 +46,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, label_smoot
         raise IndexError(f"cross_entropy: target {int(t[bad][0])} is out of range for {logits.shape[-1]} classes")
     # float(): a NumPy float64 smoothing factor would upcast a float32 loss
     args = dict(ignore_index=ignore_index, label_smoothing=float(label_smoothing), reduction=reduction)
+    if (override := _implementations.get("cross_entropy")) is not None:
+        return override(logits, targets, **args)
     if is_fused_enabled():
         return CrossEntropy.apply(logits, targets, **args)
     return cross_entropy_reference(logits, targets, **args)
@@ -82,6 +84,8 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != x.shape[-1:]:
             raise ValueError(f"layer_norm: {name} of shape {p.shape} for input of shape {x.shape}")
+    if (override := _implementations.get("layer_norm")) is not None:
+        return override(x, weight, bias, eps)
     if not is_fused_enabled():
         return layer_norm_reference(x, weight, bias, eps)
     params = [p for p in (weight, bias) if p is not None]
@@ -122,6 +126,8 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU (Hendrycks & Gimpel 2016): exact x Phi(x) with approximate="none", GPT-2's tanh form with "tanh"."""
     if approximate not in ("tanh", "none"):
         raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
+    if (override := _implementations.get("gelu")) is not None:
+        return override(x, approximate)
     if is_fused_enabled():
         return Gelu.apply(x, approximate=approximate)
     return gelu_reference(x, approximate)

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from .function import _implementations
 from .tensor import Tensor
 
 
@@ -292,6 +293,8 @@ class Adam(Optimizer):
     def _update(self, p, g, state, a, b, lr, beta1, beta2, eps, wd):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         state["step"] = t = state["step"] + 1
+        if self._decoupled and (override := _implementations.get("adamw_step")) is not None:
+            return override(p, g, m, v, t, lr, beta1, beta2, eps, wd)
         if wd != 0:
             if self._decoupled:
                 p *= 1.0 - lr * wd
