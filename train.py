@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
               "and run code that needs transformers in another one, started outside the repository", file=sys.stderr)
         return 2
     from models import CheckpointError
+    from tinygrad_lite.distributed.comm import launched
     from training.options import OptionError, help_text, parse_args
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -40,32 +41,62 @@ def main(argv: list[str] | None = None) -> int:
             print(help_text(preset))
             return 0
         opts = parse_args(argv)
+        if opts.ranks > 1 and launched()[1] <= 1:  # on one machine: train.py starts mpiexec, so a user need not know it
+            from training.ranks import relaunch
 
-        from tinygrad_lite import fast, set_fused
-        from training.loop import train
-        from training.options import data_parallel_processes
-        from training.presets import build_task
+            return relaunch(argv, opts.ranks)
+    except (OptionError, CheckpointError) as e:
+        if launched()[0] == 0:  # under mpiexec every rank finds the same mistake: one of them says it
+            print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    return run(opts)
 
+
+def run(opts) -> int:
+    """Train as `opts` say, on this process's rank when mpiexec started several (training/ranks.py)."""
+    from models import CheckpointError
+    from tinygrad_lite import fast, set_fused
+    from tinygrad_lite.distributed.comm import launched
+    from training.loop import train
+    from training.options import OptionError
+    from training.presets import build_task
+    from training.ranks import SetupFailed, World
+
+    world = World()
+    try:
+        world = World.start(opts)
         with set_fused(opts.fused):  # restored on return, for a caller that runs main() in its own process
             speed = fast.enable()  # the application turns the speed backend on; importing the library does not
-            processes = data_parallel_processes(opts)
-            if processes > 1:
-                speed.append(f"batch split over {processes} processes")
-            print("speed backend: " + ("; ".join(speed) or "off")
-                  + ("" if opts.fused else "; reference path (set_fused(False))"))
-            task = build_task(opts)
-            summary = train(task, opts)
-            examples = task.examples() if not summary["interrupted"] else []
+            world.log("speed backend: " + "; ".join([*speed, world.describe()])
+                      + ("" if opts.fused else "; reference path (set_fused(False))"))
+            task = build_task(opts, log=world.log)
+            summary = train(task, opts, log=world.log, world=world)
+            examples = task.examples() if not summary["interrupted"] and world.main else []
         if not summary["interrupted"]:
             if examples:
-                print("held-out problems and the model's answers:")
+                world.log("held-out problems and the model's answers:")
                 for line in examples:
-                    print("  " + line)
-            print(f"done in {summary['seconds']:.1f} s; best model in {opts.out_dir}/")
+                    world.log("  " + line)
+            world.log(f"done in {summary['seconds']:.1f} s; best model in {opts.out_dir}/")
         return 130 if summary["interrupted"] else 0
-    except (OptionError, CheckpointError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+    except SetupFailed:  # another rank found a mistake before training began, and said it
         return 2
+    except (OptionError, CheckpointError) as e:
+        if world.comm is None:  # one process, or every rank of mpiexec's before MPI started: rank 0 says it
+            if launched()[0] == 0:
+                print(f"train.py: error: {e}", file=sys.stderr)
+            return 2
+        if world.agreed:  # found by one rank in the middle of training
+            world.fail(e)
+        if world.rank == world.agree(False)[0]:  # the first rank that found it says it, once
+            print(f"train.py: error: {e}" if world.main else f"train.py: error on rank {world.rank}: {e}",
+                  file=sys.stderr)
+        return 2
+    except BaseException as e:
+        if world.comm is None:
+            raise
+        world.fail(e)  # ends every rank of the job
+        raise
 
 
 if __name__ == "__main__":

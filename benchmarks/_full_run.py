@@ -64,14 +64,14 @@ def full_run(args) -> None:
         sys.exit(f"--full-run: {text} not found")
     work = Path(tempfile.mkdtemp(prefix="bench-full-"))
     runs = {"ours": ([sys.executable, "train.py", "--preset", "shakespeare_char", "--data", str(text.resolve()),
-                      "--out_dir", str(work / "ours"), "--log_interval", "1", "--data_parallel", "1"], REPO)}
+                      "--out_dir", str(work / "ours"), "--log_interval", "1"], REPO)}
     if args.max_iters:  # a shorter run: decay over it, warm up over at most all of it (both sides alike)
         warmup = min(100, args.max_iters)
         runs["ours"][0].extend(["--max_iters", str(args.max_iters), "--lr_decay_iters", str(args.max_iters),
                                 "--warmup_iters", str(warmup)])
-    if args.processes > 1:  # the same run with each batch split between processes
-        runs["ours-dp"] = ([*runs["ours"][0], "--data_parallel", str(args.processes)], REPO)
-        runs["ours-dp"][0][runs["ours-dp"][0].index("--out_dir") + 1] = str(work / "ours-dp")
+    if args.ranks > 1:  # the same run on MPI ranks, each with its share of every batch's rows
+        runs["ours-mpi"] = ([*runs["ours"][0], "--ranks", str(args.ranks)], REPO)
+        runs["ours-mpi"][0][runs["ours-mpi"][0].index("--out_dir") + 1] = str(work / "ours-mpi")
     if args.nanogpt:
         root = Path(args.nanogpt).resolve()
         prepare_nanogpt(root, text)
@@ -103,7 +103,7 @@ def full_run(args) -> None:
             print(f"{name:8s} {res['wall']:8.1f} {_common.median(res['ms_iter']):8.1f} "
                   f"{final[0] if final else '-':>6s} {final[2] if final else '-':>9s} {res['val_full']:>10s} "
                   f"{res['rss_mb']:12.0f}")
-    for side in ("ours", "ours-dp"):
+    for side in ("ours", "ours-mpi"):
         if results.get("nanoGPT") and results.get(side):
             w = _common.median([r["wall"] for r in results[side]]) / _common.median([r["wall"] for r in
                                                                                       results["nanoGPT"]])

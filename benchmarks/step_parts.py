@@ -3,12 +3,10 @@
     python benchmarks/step_parts.py [--config small|medium] [--steps 60] [--repeat 200] [--processes 2]
 
 1. The parts of our step (benchmarks/train_step.py's step, same model, optimizer and batches), median and minimum
-   milliseconds over the timed steps:
-   - one process (its thread pool): forward (with the loss), backward, clip_grad_norm_, AdamW, zero_grad;
-   - the batch split between processes (tinygrad_lite.data_parallel): this process's forward and backward of its
-     share, the wait for the workers after that, the gradient average (DataParallel.timings), then clipping and
-     AdamW, which run in this process only.
-2. One share of the batch (batch_size / processes rows), forward + backward of each op of a block on one thread,
+   milliseconds over the timed steps, in one process: forward (with the loss), backward, clip_grad_norm_, AdamW,
+   zero_grad. (The parts of a step on MPI ranks, communication included: benchmarks/distributed.py.)
+2. One share of the batch (batch_size / processes rows, what one of that many ranks computes), forward + backward of
+   each op of a block on one thread,
    ours against torch eager, alternating call by call: LayerNorm, c_attn (Linear C -> 3C), causal self-attention
    from the packed qkv, the MLP (c_fc, tanh-GELU, c_proj), and the lm_head with the cross-entropy.
 
@@ -32,44 +30,31 @@ def summary(ms: list) -> str:
     return f"{statistics.median(ms):8.2f} {min(ms):8.2f}"
 
 
-def step_parts(cfg: dict, processes: int, data: list) -> None:
-    from tinygrad_lite.fast.data_parallel import DataParallel
+def step_parts(cfg: dict, data: list) -> None:
     from tinygrad_lite.optim import clip_grad_norm_
 
     model, optimizer = train_step.build_model(cfg)
     params = model.parameters()
-    dp = DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes) if processes > 1 else None
     parts: dict = {}
-    try:
-        for i, (x, y) in enumerate(data):
-            t0 = time.perf_counter()
-            if dp is None:
-                _, loss = model(x, targets=y)
-                t1 = time.perf_counter()
-                loss.backward()
-                loss.item()
-                t2 = time.perf_counter()
-                timed = {"forward (with the loss)": t1 - t0, "backward": t2 - t1}
-            else:
-                dp.step((x, y))
-                t2 = time.perf_counter()
-                timed = {f"{k} (this process)" if k in ("forward", "backward") else k: v
-                         for k, v in dp.timings.items()}
-            clip_grad_norm_(params, GRAD_CLIP)
-            t3 = time.perf_counter()
-            optimizer.step()
-            t4 = time.perf_counter()
-            optimizer.zero_grad()
-            t5 = time.perf_counter()
-            timed.update({"clip_grad_norm_": t3 - t2, "AdamW": t4 - t3, "zero_grad": t5 - t4, "whole step": t5 - t0})
-            if i >= 5:  # warm-up
-                for k, v in timed.items():
-                    parts.setdefault(k, []).append(1e3 * v)
-    finally:
-        if dp is not None:
-            dp.close()
-    side = f"the batch split between {processes} processes" if processes > 1 else "one process (its thread pool)"
-    print(f"\nour step, {side}, {len(parts['AdamW'])} steps: median and minimum ms")
+    for i, (x, y) in enumerate(data):
+        t0 = time.perf_counter()
+        _, loss = model(x, targets=y)
+        t1 = time.perf_counter()
+        loss.backward()
+        loss.item()
+        t2 = time.perf_counter()
+        timed = {"forward (with the loss)": t1 - t0, "backward": t2 - t1}
+        clip_grad_norm_(params, GRAD_CLIP)
+        t3 = time.perf_counter()
+        optimizer.step()
+        t4 = time.perf_counter()
+        optimizer.zero_grad()
+        t5 = time.perf_counter()
+        timed.update({"clip_grad_norm_": t3 - t2, "AdamW": t4 - t3, "zero_grad": t5 - t4, "whole step": t5 - t0})
+        if i >= 5:  # warm-up
+            for k, v in timed.items():
+                parts.setdefault(k, []).append(1e3 * v)
+    print(f"\nour step, one process, {len(parts['AdamW'])} steps: median and minimum ms")
     for k, v in parts.items():
         print(f"  {k:28s} {summary(v)}")
 
@@ -140,7 +125,8 @@ def main(argv=None) -> None:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
     parser.add_argument("--steps", type=int, default=60, help="steps per side, the first 5 not timed (default 60)")
     parser.add_argument("--repeat", type=int, default=200, help="timed calls per op and side (default 200)")
-    parser.add_argument("--processes", type=int, default=2, help="processes of the data-parallel side (default 2)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="ranks that share the batch: the op comparison times one share (default 2)")
     parser.add_argument("--threads", type=int, help="BLAS/torch threads (see train_step.py)")
     args = parser.parse_args(argv)
     if args.steps <= 5:
@@ -150,9 +136,7 @@ def main(argv=None) -> None:
           f"{cfg['block_size']}, batch {cfg['batch_size']}; {_common.load_average()}")
     stream, _ = _common.char_stream(cfg["vocab_size"])
     data = _common.batches(stream, cfg["batch_size"], cfg["block_size"], args.steps)
-    step_parts(cfg, 1, data)
-    if args.processes > 1:
-        step_parts(cfg, args.processes, data)
+    step_parts(cfg, data)
 
     torch = train_step.import_torch()
     if torch is None:

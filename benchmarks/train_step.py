@@ -16,12 +16,12 @@ scaled_dot_product_attention, tanh-GELU, tied lm_head; torch.optim.AdamW with it
 our initial weights (Linear weights transposed: ours are (in, out), nn.Linear's (out, in)). Both see the same
 batches (windows of tinyshakespeare characters when the data home or ../shared/data has it, else random ids).
 The losses of the warm-up steps and the parameters after them are compared, to show the same work is timed. Then
-the sides alternate step by step (ours, ours-dp, ours-ref, torch, ours, ...), back to back as in a training loop, and
+the sides alternate step by step (ours, ours-ref, torch, ours, ...), back to back as in a training loop, and
 the medians are reported with their ratio to torch (below 1: faster). `ours` runs the fused path with the speed
 backend on (tinygrad_lite.fast.enable(), as train.py does); `ours-ref` the reference path (set_fused(False)), the
-primitive ops a learner steps through. `ours-dp` is our step with the batch split between
-processes (`--processes`, train.py --data_parallel). `--pause S` idles S seconds before each step (docs/performance.md
-says why it once mattered). The machines are shared and noisy: compare ratios, not absolute times.
+primitive ops a learner steps through. Data parallelism over MPI ranks (train.py --ranks N) is timed by
+benchmarks/distributed.py. `--pause S` idles S seconds before each step (docs/performance.md says why it once
+mattered). The machines are shared and noisy: compare ratios, not absolute times.
 
 FLOPs per step = (6 N + 12 L T C) * B T (Kaplan et al. 2020; nanoGPT's estimate_mfu), where N counts the parameters
 that take part in a matmul or an elementwise op of the blocks: every parameter except the position embeddings, with
@@ -90,34 +90,25 @@ def build_model(cfg: dict, seed: int = 0):
     return model, model.configure_optimizer(WEIGHT_DECAY, LR, BETAS)
 
 
-def build_ours(cfg: dict, seed: int = 0, processes: int = 1, reference: bool = False):
+def build_ours(cfg: dict, seed: int = 0, reference: bool = False):
     """(model, step): our GPT2 and one training step on a batch -> loss (float), as training/loop.py does it.
-    With reference=True the step runs the reference path (tinygrad_lite.set_fused(False): primitive ops only).
-
-    With processes > 1 the forward and backward of each batch are split between this process and forked workers
-    (tinygrad_lite.data_parallel, train.py --data_parallel), whose pids are `step.workers` (for the memory child)."""
+    With reference=True the step runs the reference path (tinygrad_lite.set_fused(False): primitive ops only)."""
     from tinygrad_lite import set_fused
-    from tinygrad_lite.fast.data_parallel import DataParallel
     from tinygrad_lite.optim import clip_grad_norm_
 
     model, optimizer = build_model(cfg, seed)
-    dp = DataParallel(model, lambda b: model(b[0], targets=b[1])[1], processes) if processes > 1 else None
 
     def step(batch) -> float:
-        if dp is not None:
-            loss = dp.step(batch)
-        else:
-            x, y = batch
-            with set_fused(not reference):
-                _, loss = model(x, targets=y)
-            loss.backward()
-            loss = float(loss.item())
+        x, y = batch
+        with set_fused(not reference):
+            _, loss = model(x, targets=y)
+        loss.backward()
+        loss = float(loss.item())
         clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
         optimizer.zero_grad()
         return loss
 
-    step.workers = dp.worker_pids() if dp is not None else []
     return model, step
 
 
@@ -173,9 +164,8 @@ class Feeder:
         return loss
 
 
-def child(side: str, name: str, steps: int, warmup: int, processes: int = 1) -> None:
-    """Memory child: RSS after imports, then peak RSS after warm-up + steps. Prints one JSON line. With worker
-    processes (side ours-dp) the peak is the sum of every process's peak, shared pages counted in each."""
+def child(side: str, name: str, steps: int, warmup: int) -> None:
+    """Memory child: RSS after imports, then peak RSS after warm-up + steps. Prints one JSON line."""
     cfg = CONFIGS[name]
     torch = import_torch() if side == "torch" else None
     if side != "torch":
@@ -186,19 +176,19 @@ def child(side: str, name: str, steps: int, warmup: int, processes: int = 1) -> 
     if side == "torch":
         _, step = build_torch(torch, cfg)
     else:
-        _, step = build_ours(cfg, processes=processes if side == "ours-dp" else 1, reference=side == "ours-ref")
+        _, step = build_ours(cfg, reference=side == "ours-ref")
     times = []
     for i, batch in enumerate(data):
         t0 = time.perf_counter()
         step(batch)
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
-    peak = _common.peak_rss_mb() + sum(_common.peak_rss_mb(pid) for pid in getattr(step, "workers", []))
+    peak = _common.peak_rss_mb()
     print(json.dumps({"baseline_mb": baseline, "peak_mb": peak, "ms": _common.median(times)}))
 
 
-def run_child(side: str, name: str, threads: int | None, processes: int = 1) -> dict | None:
-    args = [sys.executable, __file__, "--child", side, "--config", name, "--processes", str(processes)]
+def run_child(side: str, name: str, threads: int | None) -> dict | None:
+    args = [sys.executable, __file__, "--child", side, "--config", name]
     if threads:
         args += ["--threads", str(threads)]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
@@ -216,18 +206,15 @@ def compare(name: str, torch, args, peak: float) -> dict:
     print(f"\n== {name}: n_layer {cfg['n_layer']}, n_head {cfg['n_head']}, n_embd {cfg['n_embd']}, block "
           f"{cfg['block_size']}, batch {cfg['batch_size']}, vocab {cfg['vocab_size']} ({source}); "
           f"{flops_per_step(cfg) / 1e9:.2f} GFLOP/step (N = {matmul_params(cfg):,})")
-    sides = ["ours"] + (["ours-dp"] if args.processes > 1 else []) + (["ours-ref"] if args.reference else []) \
-        + (["torch"] if torch is not None else [])
+    sides = ["ours"] + (["ours-ref"] if args.reference else []) + (["torch"] if torch is not None else [])
     if args.sides:
         sides = [side for side in sides if side in args.sides.split(",")]
     mem = {}
     if not args.no_memory:
         for side in sides:
-            mem[side] = run_child(side, name, args.threads, args.processes)
+            mem[side] = run_child(side, name, args.threads)
     ours_model, ours_step = build_ours(cfg, seed=args.seed)
     fns = {"ours": Feeder(ours_step, data)} if "ours" in sides else {}
-    if "ours-dp" in sides:
-        fns["ours-dp"] = Feeder(build_ours(cfg, seed=args.seed, processes=args.processes)[1], data)
     if "ours-ref" in sides:
         fns["ours-ref"] = Feeder(build_ours(cfg, seed=args.seed, reference=True)[1], data)
     if "torch" in sides:
@@ -267,8 +254,8 @@ def _torch_layout(name: str, arr: np.ndarray) -> np.ndarray:
 
 def print_table(results: list, peak: float, has_torch: bool) -> None:
     print(f"\nSummary (median ms/step, alternating; GFLOP/s share of the measured np.matmul peak {peak:.0f} GFLOP/s)")
-    print("ours: one process, the fused path; ours-dp: the batch split between processes (--processes); ours-ref: "
-          "one process, the reference path (set_fused(False))")
+    print("ours: one process, the fused path; ours-ref: one process, the reference path (set_fused(False)); "
+          "MPI ranks: benchmarks/distributed.py")
     head = f"{'config':7s} {'side':8s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'ours GFLOP/s':>15s} " \
            f"{'torch GFLOP/s':>15s} {'ours RSS MB':>17s} {'torch RSS MB':>17s}"
     print(head)
@@ -284,8 +271,7 @@ def print_table(results: list, peak: float, has_torch: bool) -> None:
             tg = f"{g['torch']:7.1f} ({100 * s['torch']:4.1f}%)" if has_torch else f"{'-':>15s}"
             print(f"{r['name']:7s} {side:8s} {ms[side]:9.1f} {t} {g[side]:7.1f} ({100 * s[side]:4.1f}%) {tg:>15s} "
                   f"{rss(mem, side):>17s} {rss(mem, 'torch'):>17s}")
-    print("RSS: peak of a child process running only that side (+ growth over its RSS after imports); for ours-dp "
-          "the sum over its processes")
+    print("RSS: peak of a child process running only that side (+ growth over its RSS after imports)")
     if not has_torch:
         return
     print("\nTargets")
@@ -342,15 +328,15 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default="", help=f"tinyshakespeare for --full-run (default {TEXT or 'none found'})")
     parser.add_argument("--max-iters", type=int, default=0, help="--full-run: fewer iterations than 2000")
     parser.add_argument("--full-repeat", type=int, default=1, help="--full-run: alternating runs per side")
-    parser.add_argument("--processes", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
-                        help="also time ours with each batch split between this many processes (train.py "
-                             "--data_parallel; default 2 on a multi-core machine, 1 = skip)")
-    parser.add_argument("--sides", default="", help="comma-separated sides to time (default: all of ours, ours-dp, "
+    parser.add_argument("--ranks", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
+                        help="--full-run: also the run on this many MPI ranks (train.py --ranks; default 2 on a "
+                             "multi-core machine, 1 = skip)")
+    parser.add_argument("--sides", default="", help="comma-separated sides to time (default: all of ours, "
                         "ours-ref, torch): one process's idle OpenBLAS threads keep spinning for a while and slow "
                         "the side that runs next, so pairs measured alone are the fair comparison")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the reference path's side (set_fused(False))")
-    parser.add_argument("--child", choices=["ours", "ours-dp", "ours-ref", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "ours-ref", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from tinygrad_lite import fast
 
@@ -358,7 +344,7 @@ def main(argv=None) -> None:
 
     if args.child:
         _common.limit_threads(args.threads, import_torch() if args.child == "torch" else None)
-        child(args.child, args.config, 5, args.warmup, args.processes)
+        child(args.child, args.config, 5, args.warmup)
         return
     if args.full_run:  # before torch is imported: a child's ru_maxrss starts at this process's RSS (vfork + exec)
         _full_run.full_run(args)

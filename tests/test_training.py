@@ -82,8 +82,8 @@ def test_reverse_task_targets():
     (["--bias", "maybe"], "--bias: expected true or false"),
     (["--fused", "maybe"], "--fused: expected true or false"),
     (["--activation", "relu"], "--activation must be gelu or gelu_new"),
-    (["--data_parallel", "5", "--batch_size", "4"], "--data_parallel (5) cannot exceed batch_size (4)"),
-    (["--data_parallel", "-1"], "--data_parallel must be at least 0"),
+    (["--ranks", "-1"], "--ranks must be at least 0"),
+    (["--zero", "2"], "--zero must be 0 or 1"),
 ])
 def test_bad_options_are_one_line_errors(argv, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -183,9 +183,8 @@ def test_same_seed_same_losses_bit_for_bit(tmp_path):
 
 
 @pytest.mark.parametrize("extra", [
-    ["--data_parallel", "1"],
-    ["--dropout", "0.1", "--gradient_accumulation_steps", "2", "--data_parallel", "1"],
-    ["--dropout", "0.1", "--gradient_accumulation_steps", "2"],  # the default: 2 processes on multi-core Linux
+    [],
+    ["--dropout", "0.1", "--gradient_accumulation_steps", "2"],
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, extra):
     args = ["--eval_interval", "4", *TINY, *extra]
@@ -198,28 +197,6 @@ def test_resume_equals_uninterrupted_run(tmp_path, extra):
     assert full.keys() == part.keys()
     for k in full:
         np.testing.assert_array_equal(full[k], part[k], err_msg=k)
-
-
-def test_data_parallel_is_automatic_by_default(monkeypatch):
-    from tinygrad_lite.fast import data_parallel as dpm
-    from training import options
-
-    assert parse_args([]).data_parallel == 0
-    monkeypatch.setattr(options.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(dpm, "available", lambda: True)
-    assert options.data_parallel_processes(parse_args([])) == 2
-    assert options.data_parallel_processes(parse_args(["--batch_size", "1"])) == 1  # one row: nothing to split
-    assert options.data_parallel_processes(parse_args(["--data_parallel", "1"])) == 1
-    assert options.data_parallel_processes(parse_args(["--data_parallel", "3"])) == 3
-    monkeypatch.setattr(options.os, "cpu_count", lambda: 1)
-    assert options.data_parallel_processes(parse_args([])) == 1
-    monkeypatch.setattr(options.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(options.sys, "gettrace", lambda: print)  # a debugger with breakpoints traces every call
-    assert options.data_parallel_processes(parse_args([])) == 1
-    monkeypatch.setattr(options.sys, "gettrace", lambda: None)
-    monkeypatch.setattr(options.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(dpm, "available", lambda: False)  # macOS, Windows: no safe fork
-    assert options.data_parallel_processes(parse_args([])) == 1
 
 
 def test_shakespeare_char_smoke_and_sample(tmp_path):
@@ -368,7 +345,7 @@ def test_fused_false_trains_on_the_reference_path(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(presets, "build_task", recording_build)
     out = tmp_path / "ref"
-    args = ["--max_iters", "4", "--eval_interval", "2", "--data_parallel", "1", *TINY]
+    args = ["--max_iters", "4", "--eval_interval", "2", *TINY]
     assert train_in_process(["--fused", "false", "--out_dir", str(out), *args]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("speed backend: ") and first.endswith("; reference path (set_fused(False))"), first
@@ -386,13 +363,25 @@ def test_fused_false_trains_on_the_reference_path(tmp_path, capsys, monkeypatch)
     assert [r["iter"] for r in metrics(out)] == [0, 2, 4, 6]
 
 
-def test_first_log_line_names_the_speed_backend(capsys, tmp_path):
+def test_first_log_line_names_the_speed_backend_and_one_process(capsys, tmp_path):
+    """`python train.py` runs in one process (data parallelism is --ranks N, tests/test_distributed*.py)."""
     from tinygrad_lite import fast
 
-    assert train_in_process(["--max_iters", "2", "--eval_interval", "2", "--data_parallel", "2",
-                             "--out_dir", str(tmp_path), *TINY]) == 0
+    assert train_in_process(["--max_iters", "2", "--eval_interval", "2", "--out_dir", str(tmp_path), *TINY]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first == "speed backend: " + "; ".join([*fast.enable(), "batch split over 2 processes"])
+    assert parse_args([]).ranks == 0
+    assert first == "speed backend: " + "; ".join([*fast.enable(),
+                                                   "one process (--ranks N: data parallelism over N MPI ranks)"])
+
+
+def test_ranks_without_mpi4py_is_one_line_naming_the_extra(tmp_path):
+    """A Python where mpi4py cannot be imported, asked for ranks: one line saying how to install the extra."""
+    code = "import sys; sys.modules['mpi4py'] = None; import train; sys.exit(train.main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "--ranks", "2", "--out_dir", str(tmp_path / "o")], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert 'pip install -e ".[mpi]"' in r.stderr and "--ranks 2 needs MPI" in r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_importing_training_turns_nothing_on():

@@ -35,7 +35,7 @@ STATE_ARRAYS = "training_state.safetensors"
 FORMAT = 1
 
 # Options that fix the model's shape or the data: a checkpoint trained with other values cannot be resumed. The
-# rest (learning rate, iterations, --fused, --data_parallel, ...) may change between a run and its resumption.
+# rest (learning rate, iterations, --fused, --ranks, --zero, ...) may change between a run and its resumption.
 ARCHITECTURE = ("preset", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "digits", "vocab_size", "task",
                 "n_experts", "top_k", "data", "bias", "activation")
 
@@ -68,11 +68,13 @@ def set_rng_state(gen: np.random.Generator, state: dict) -> None:
 # ----------------------------------------------------------------------------------------------- training state
 
 
-def save_training_state(out_dir: Path, model, optimizer, meta: dict) -> None:
-    """Weights, optimizer state and `meta` (iteration, rngs, options, ...) as one consistent pair of files."""
+def save_training_state(out_dir: Path, model, optimizer_state: dict, meta: dict) -> None:
+    """Weights, the optimizer's state_dict() and `meta` (iteration, rngs, options, ...) as one consistent pair of
+    files. The optimizer state is that of an unsharded AdamW, also when ZeRO gathered it from several ranks, so a
+    run resumes on any number of ranks."""
     ckpt_id = secrets.token_hex(8)
     arrays = {f"model.{name}": p.data for name, p in model.named_parameters()}
-    opt = optimizer.state_dict()
+    opt = optimizer_state
     scalars = {}
     for idx, entry in opt["state"].items():
         for key, value in entry.items():

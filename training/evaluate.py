@@ -16,15 +16,18 @@ import numpy as np
 from tinygrad_lite import no_grad
 
 
-def estimate_loss(task, opts, iteration: int) -> dict:
-    """{"train": mean loss, "val": mean loss} over opts.eval_iters batches per split, in eval mode, without a graph."""
+def estimate_loss(task, opts, iteration: int, world=None) -> dict:
+    """{"train": mean loss, "val": mean loss} over opts.eval_iters batches per split, in eval mode, without a graph.
+    On several ranks (training/ranks.World) rank r evaluates batches r, r + N, ...; the mean is the same."""
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
     out = {}
     task.model.eval()
     with no_grad():
         for split in ("train", "val"):
             rng = np.random.default_rng([opts.seed, iteration, 0 if split == "train" else 1])
-            losses = [float(task.loss(task.get_batch(split, rng)).item()) for _ in range(opts.eval_iters)]
-            out[split] = float(np.mean(losses))
+            batches = [task.get_batch(split, rng) for _ in range(opts.eval_iters)]  # every rank draws them all
+            losses = [float(task.loss(batches[i]).item()) for i in range(rank, opts.eval_iters, size)]
+            out[split] = world.mean_in_order(losses, opts.eval_iters) if size > 1 else float(np.mean(losses))
     task.model.train()
     return out
 

@@ -6,8 +6,9 @@ kernel releases it when its process ends in any way, SIGKILL included, so a lock
 stale and is taken over with a notice. So is one whose flock is still held but whose owner, on this host, is dead:
 some other process inherited the open file (a fork without exec); the file is then replaced by a fresh one.
 
-Processes this one forks (train.py --data_parallel's workers) close their inherited copy at once, so that the lock
-dies with the run and not with the last of its workers. `python train.py sample` only reads and takes no lock.
+Processes this one forks close their inherited copy at once, so that the lock dies with the run and not with the
+last of its children. On several MPI ranks, rank 0 alone takes it (training/loop.py). `python train.py sample`
+only reads and takes no lock.
 """
 
 from __future__ import annotations

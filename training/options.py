@@ -8,8 +8,6 @@ command line over. `--key value` and `--key=value` both work; an unknown option 
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from dataclasses import dataclass, fields
 
 
@@ -48,7 +46,8 @@ class TrainOptions:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     gradient_accumulation_steps: int = 1
-    data_parallel: int = 0  # processes that split each batch (tinygrad_lite.fast.data_parallel); 0 = auto, 1 = one
+    ranks: int = 0  # MPI ranks (training/ranks.py); 0 = as started: mpiexec's count, else one process
+    zero: int = 0  # ZeRO stage: 0 (plain data parallelism) or 1 (AdamW state sharded over the ranks)
     fused: bool = True  # fused Functions (fast), or every nn op composed from primitives (tinygrad_lite.set_fused)
     # evaluation, logging, checkpoints
     eval_interval: int = 250
@@ -70,8 +69,9 @@ HELP = {
     "activation": "GELU of the GPT-2 MLP: gelu (exact, nanoGPT's nn.GELU) or gelu_new (GPT-2's tanh form)",
     "n_experts": "experts per MoE layer",
     "top_k": "experts per token (MoE routing)",
-    "data_parallel": "processes that split each batch, forked, sharing the weights (Linux); 0 = auto (2 where fork "
-                     "works, with 2+ cores), 1 = this process only (e.g. in a debugger)",
+    "ranks": "data parallelism over N MPI ranks (starts mpiexec; needs the extra: pip install -e \".[mpi]\"); "
+             "0 = one process, or as many ranks as mpiexec started",
+    "zero": "1: ZeRO stage 1, AdamW's moments sharded over the ranks (0: each rank holds them all)",
     "fused": "true: nn ops run as fused Functions (fast); false: composed from primitive ops, the reference path "
              "a debugger steps through (tinygrad_lite.set_fused(False))",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
@@ -175,40 +175,16 @@ def validate(o: TrainOptions) -> None:
     if o.warmup_iters > o.lr_decay_iters:
         raise OptionError(f"warmup_iters ({o.warmup_iters}) must not exceed lr_decay_iters ({o.lr_decay_iters}); "
                           "set both, e.g. --warmup_iters 10 --lr_decay_iters 100")
-    if o.data_parallel < 0:
-        raise OptionError(f"--data_parallel must be at least 0 (0: automatic), got {o.data_parallel}")
-    if o.data_parallel > 1:
-        from tinygrad_lite.fast.data_parallel import available
-
-        if not available():
-            raise OptionError("--data_parallel needs fork (Linux); use --data_parallel 1 on this platform")
-    if o.data_parallel > o.batch_size:
-        raise OptionError(f"--data_parallel ({o.data_parallel}) cannot exceed batch_size ({o.batch_size}): each "
-                          "process needs a share of the batch")
+    if o.ranks < 0:
+        raise OptionError(f"--ranks must be at least 0 (0: as mpiexec started the run), got {o.ranks}")
+    if o.zero not in (0, 1):
+        raise OptionError(f"--zero must be 0 or 1, got {o.zero} (stages 2 and 3: see docs/distributed.md)")
     if o.activation not in ("gelu", "gelu_new"):
         raise OptionError(f"--activation must be gelu or gelu_new, got {o.activation!r}")
     if o.task not in ("addition", "text"):
         raise OptionError(f"--task must be addition or text, got {o.task!r}")
     if o.vocab_size < 257:
         raise OptionError(f"--vocab_size must be above 256 (the byte alphabet), got {o.vocab_size}")
-
-
-def data_parallel_processes(o: TrainOptions) -> int:
-    """The processes that split each batch: --data_parallel, or for 0 (the default) two where fork is available
-    (Linux) with at least two cores and two rows per batch, else one. Under a debugger (a trace function is set, as
-    pdb sets one while it has breakpoints) 0 means one: a forked worker would stop at the same breakpoints.
-
-    Two processes, each on one core, train every preset faster than one process with threads on two cores, because
-    threads share Python's GIL and processes do not (docs/performance.md has the figures). Splitting a batch changes
-    only the rounding of the sums, so a run with another process count gives the same losses to about 4 decimals,
-    not bit for bit.
-    """
-    if o.data_parallel:
-        return o.data_parallel
-    from tinygrad_lite.fast.data_parallel import available
-
-    usable = available() and sys.gettrace() is None
-    return 2 if usable and (os.cpu_count() or 1) >= 2 and o.batch_size >= 2 else 1
 
 
 def help_text(preset: str = "addition") -> str:

@@ -6,8 +6,9 @@
 Each piece is kept because benchmarks/ shows it pays (docs/performance.md has the figures):
 - memory.py          glibc's malloc keeps freed memory for the next step instead of handing it back to the OS
 - blocks.py          the elementwise kernels fed cache-sized slices (fused GELU)
-- blas.py            the BLAS's thread count per call, for processes that share the cores
-- data_parallel.py   each batch split between forked processes that share the weights
+- blas.py            the BLAS's thread count per call, for MPI ranks that share a machine's cores
+
+Parallelism across cores and machines is data parallelism over MPI ranks: tinygrad_lite/distributed/.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The BLAS's own threads: how many each matrix product of this process may use.
 
-NumPy's wheels bundle OpenBLAS, which runs every large product on all cores by default. Processes that split a batch
-between them (data_parallel.py) each want one core's worth, or they would fight over the cores; OpenBLAS reads its
-environment variable only when it loads, so the setting is changed through its exported functions (ctypes), found
-in the libraries this process has mapped. Where no OpenBLAS is found, every function here does nothing.
+NumPy's wheels bundle OpenBLAS, which runs every large product on all cores by default. MPI ranks that share a
+machine (tinygrad_lite/distributed, training/ranks.py) each want their share of it, or they would fight over the
+cores; OpenBLAS reads its environment variable only when it loads, so the setting is changed through its exported
+functions (ctypes), found in the libraries this process has mapped. Where no OpenBLAS is found, every function
+here does nothing.
 """
 
 from __future__ import annotations
