@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = [REPO / "docs" / "engine.md"]
+TUTORIALS = sorted((REPO / "docs" / "tutorials").glob("[0-9][0-9]_*.md"))
+PAGES = [REPO / "docs" / "engine.md", *TUTORIALS]
+
+# One BLAS thread: the pages train small models, and on a shared 2-core machine OpenBLAS's spinning threads make a
+# few seconds of training take a minute. A caller's own setting wins.
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+       "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
 def python_blocks(text: str) -> list[str]:
@@ -22,5 +29,6 @@ def test_every_code_block_runs_in_order(page):
     blocks = python_blocks(page.read_text())
     assert blocks, f"{page} has no python code block"
     program = "\n\n".join(f"# --- block {i + 1}\n{b}" for i, b in enumerate(blocks))
-    run = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env=ENV)
     assert run.returncode == 0, f"{page.name}:\n{run.stderr[-3000:]}"
