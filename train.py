@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(opts) -> int:
     """Train as `opts` say, on this process's rank when mpiexec started several (training/ranks.py)."""
+    from exercises.grading.plug import ExerciseNotReady, exercises_in_place
     from models import CheckpointError
     from tinygrad_lite import fast, set_fused
     from tinygrad_lite.distributed.comm import launched
@@ -65,7 +66,9 @@ def run(opts) -> int:
     world = World()
     try:
         world = World.start(opts)
-        with set_fused(opts.fused):  # restored on return, for a caller that runs main() in its own process
+        # Both restored on return, for a caller that runs main() in its own process; exercises_in_place grades the
+        # learner's exercises and plugs them in (python train.py --exercises all).
+        with set_fused(opts.fused), exercises_in_place(opts.exercises, opts.allow_failing, world.log):
             speed = fast.enable()  # the application turns the speed backend on; importing the library does not
             world.log("speed backend: " + "; ".join([*speed, world.describe()])
                       + ("" if opts.fused else "; reference path (set_fused(False))"))
@@ -81,7 +84,7 @@ def run(opts) -> int:
         return 130 if summary["interrupted"] else 0
     except SetupFailed:  # another rank found a mistake before training began, and said it
         return 2
-    except (OptionError, CheckpointError) as e:
+    except (OptionError, CheckpointError, ExerciseNotReady) as e:
         if world.comm is None:  # one process, or every rank of mpiexec's before MPI started: rank 0 says it
             if launched()[0] == 0:
                 print(f"train.py: error: {e}", file=sys.stderr)

@@ -49,6 +49,8 @@ class TrainOptions:
     ranks: int = 0  # MPI ranks (training/ranks.py); 0 = as started: mpiexec's count, else one process
     zero: int = 0  # ZeRO stage: 0 (plain data parallelism) or 1 (AdamW state sharded over the ranks)
     fused: bool = True  # fused Functions (fast), or every nn op composed from primitives (tinygrad_lite.set_fused)
+    exercises: str = ""  # "all" or names: the learner's code from exercises/ in place of the library's
+    allow_failing: bool = False  # with --exercises: train on exercises that fail their grader too
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -74,6 +76,11 @@ HELP = {
     "zero": "1: ZeRO stage 1, AdamW's moments sharded over the ranks (0: each rank holds them all)",
     "fused": "true: nn ops run as fused Functions (fast); false: composed from primitive ops, the reference path "
              "a debugger steps through (tinygrad_lite.set_fused(False))",
+    "exercises": "all, or a comma-separated list of exercise names: train with your code from exercises/ in place "
+                 "of the library's, each graded first (python -m exercises list); runs the reference path unless "
+                 "--fused true is given, so that your backward passes of primitive ops run too",
+    "allow_failing": "with --exercises: train with exercises that fail their grader too, to see what a wrong "
+                     "gradient does to the loss",
     "resume": "continue from <out_dir>/training_state.* (true/false)",
     "block_size": "context length of the text presets (addition and reverse derive theirs from --digits)",
 }
@@ -147,6 +154,8 @@ def parse_args(argv: list[str]) -> TrainOptions:
         raise OptionError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     opts = dataclasses.replace(TrainOptions(), **PRESETS[preset])
     opts = dataclasses.replace(opts, **given)
+    if opts.exercises and "fused" not in given:  # the learner's Matmul, Softmax, ... run on the reference path only
+        opts = dataclasses.replace(opts, fused=False)
     validate(opts)
     return opts
 
@@ -185,6 +194,15 @@ def validate(o: TrainOptions) -> None:
         raise OptionError(f"--task must be addition or text, got {o.task!r}")
     if o.vocab_size < 257:
         raise OptionError(f"--vocab_size must be above 256 (the byte alphabet), got {o.vocab_size}")
+    if o.allow_failing and not o.exercises:
+        raise OptionError("--allow_failing needs --exercises (all, or exercise names)")
+    if o.exercises:
+        from exercises.grading.registry import UnknownExercise, select
+
+        try:
+            select(o.exercises)
+        except UnknownExercise as e:
+            raise OptionError(f"--exercises: {e}") from None
 
 
 def help_text(preset: str = "addition") -> str:

@@ -7,6 +7,8 @@ from tinygrad_lite import Function
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """grad summed over the axes broadcasting added or stretched: an array of shape `shape`."""
+    if grad.shape == shape:  # nothing was broadcast: no copy
+        return grad
     extra = grad.ndim - len(shape)
     grad = grad.sum(axis=tuple(range(extra)))  # the leading axes the input did not have
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
