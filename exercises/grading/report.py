@@ -64,7 +64,10 @@ def describe(exc: BaseException, path: Path) -> list[str]:
         return [f"{name} is not written yet: {path.name} line {last.lineno} still raises NotImplementedError"]
     if isinstance(exc, RecursionError):
         return [f"RecursionError at {where}: the recursion is too deep for Python; use a loop with an explicit stack"]
-    return [f"your code raised {type(exc).__name__}: {message}", f"at {where}: {last.line}"]
+    lines = [f"your code raised {type(exc).__name__}: {message}", f"at {where}: {last.line}"]
+    if "could not be broadcast" in message:
+        lines.append("shapes that do not broadcast: a reduction without keepdims=True, or a transposed operand?")
+    return lines
 
 
 def grade(exercise: Exercise, path: Path | None = None) -> Result:
