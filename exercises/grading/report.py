@@ -12,6 +12,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .helpers import Failure
 from .registry import Exercise, is_blank, load
 
@@ -80,7 +82,9 @@ def grade(exercise: Exercise, path: Path | None = None) -> Result:
     if path != exercise.solution and exercise.blank.is_file() and is_blank(path, exercise.blank):
         return Result(exercise, NOT_STARTED, [f"open {path.name} and replace each `raise NotImplementedError`"])
     try:
-        exercise.grader.check(load(path))
+        # Overflow in a learner's exp shows up as inf or nan in the comparison, with its diagnosis, not as warnings
+        with np.errstate(all="ignore"):
+            exercise.grader.check(load(path))
     except Failure as f:
         lines = ([f"input: {f.case}"] if f.case else []) + f.lines
         return Result(exercise, FAILING, lines + [_hint_line(exercise)], time.perf_counter() - start)
