@@ -93,7 +93,8 @@ def _check_order(order, root, names, inputs) -> None:
         pos[id(t)] = i
     missing = [t for t in nodes if id(t) not in pos]
     check_true(not missing, f"{name(missing[0]) if missing else ''} is missing from the list ({len(missing)} of the "
-                            f"graph's {len(nodes)} nodes missing): every input of every node in the list must be in it too")
+                            f"graph's {len(nodes)} nodes missing): every input of every node in the list must be in "
+                            "it too")
     for t in order:
         for p in inputs(t):
             check_true(pos[id(p)] < pos[id(t)], f"{name(t)} comes before its input {name(p)}: a node goes in the "
