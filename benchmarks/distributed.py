@@ -7,7 +7,9 @@
 Sides, each a job of its own, run in turn round after round (A B C A B C: the load drifts over minutes), medians:
 
     ours N      mpiexec -n N: each rank its share of the batch's rows on cores / N BLAS threads, gradients summed
-                in 1 MB buckets during backward (overlap), clip and AdamW on every rank; N = 1: one process
+                in 1 MB buckets during backward (overlap), clip and AdamW on every rank; N = 1: one process on
+                all the cores' BLAS threads
+    ours 1t     one process on one BLAS thread: the one-core time that scaling efficiency is measured from
     ours-seq N  the same with every bucket started after backward (no overlap)
     ours-zero N the same with --zero 1 (AdamW's moments and work split over the ranks)
     torch best  PyTorch eager in one process, at its best thread count among 1, 2, 4, ... up to the cores
@@ -15,7 +17,8 @@ Sides, each a job of its own, run in turn round after round (A B C A B C: the lo
 
 A step is train_step.py's: forward, cross-entropy, backward, clip 1.0, AdamW (lr 1e-3, betas (0.9, 0.99), wd 0.1 on
 2-D parameters), zero_grad. `comm` is the time a rank spends blocked waiting for its gradients after backward (all
-of the allreduce without overlap, the part overlap did not hide with it); scaling efficiency E(N) = T(1) / (N T(N)).
+of the allreduce without overlap, the part overlap did not hide with it); scaling efficiency E(N) = T(1) / (N T(N))
+with T(1) the one-core time (ours 1t).
 Ranks are tried up to the machine's cores (and no more than the batch's rows).
 
 --project measures, on one core, our forward + backward at the rows one of N ranks gets, and clip + AdamW of the
@@ -210,6 +213,7 @@ def compare(name: str, args) -> None:
           f"{cfg['batch_size']}; {flops_per_step(cfg) / 1e9:.2f} GFLOP/step; ranks {counts}"
           + (f" (not {skipped}: more than the {CORES} cores or the batch's rows)" if skipped else ""))
     sides = []
+    sides.append(("ours 1t", "ours", 1, ["--threads", "1"]))
     for n in counts:
         sides.append((f"ours {n}", "ours", n, []))
         if n > 1:
@@ -231,34 +235,43 @@ def compare(name: str, args) -> None:
                 print(f"  round {r + 1} {label:14s} " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()) + " ms",
                       flush=True)
     med = {label: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for label, rs in results.items() if rs}
-    torch_best = min((v["step"], k) for k, v in med.items() if k.startswith("torch ")) if args.torch else None
-    base = med.get("ours 1", {}).get("step")
-    print(f"\n{name}: median ms/step over {args.rounds} rounds; ratio = ours / torch's best one process"
-          + (f" ({torch_best[1]}, {torch_best[0]:.1f} ms)" if torch_best else ""))
-    print(f"  {'side':14s} {'step ms':>9s} {'comm ms':>9s} {'ratio':>6s} {'vs ddp':>7s} {'efficiency':>10s}")
+    best = {label: min(x["step"] for x in rs) for label, rs in results.items() if rs}
+    torch_labels = [k for k in med if k.startswith("torch ")]
+    t_med = min((med[k]["step"], k) for k in torch_labels) if torch_labels else None
+    t_best = min((best[k], k) for k in torch_labels) if torch_labels else None
+    print(f"\n{name}: ms/step, median and best of {args.rounds} rounds (a round disturbed by other jobs moves the "
+          "median; the best is each side undisturbed); ratio = ours / torch's best thread count in one process"
+          + (f" ({t_med[1]}: median {t_med[0]:.1f}, best {t_best[0]:.1f} ms)" if t_med else ""))
+    print(f"  {'side':14s} {'median':>8s} {'best':>8s} {'comm':>7s} {'ratio':>11s} {'vs ddp':>11s} "
+          f"{'efficiency':>11s}")
     for label, m in med.items():
         n = int(label.split()[-1]) if label.split()[-1].isdigit() else 1
-        ratio = f"{m['step'] / torch_best[0]:6.2f}" if torch_best else f"{'-':>6s}"
-        ddp = med.get(f"torch-ddp {n}")
-        vs = f"{m['step'] / ddp['step']:7.2f}" if ddp and label.startswith("ours") else f"{'-':>7s}"
-        eff = f"{100 * base / (n * m['step']):9.0f}%" if base and label.startswith("ours") else f"{'-':>10s}"
-        comm = f"{m['comm']:9.1f}" if "comm" in m else f"{'-':>9s}"
-        print(f"  {label:14s} {m['step']:9.1f} {comm} {ratio} {vs} {eff}")
+        ours = label.startswith("ours")
+        ratio = f"{m['step'] / t_med[0]:5.2f} {best[label] / t_best[0]:5.2f}" if t_med else f"{'-':>11s}"
+        ddp = f"torch-ddp {n}"
+        vs = (f"{m['step'] / med[ddp]['step']:5.2f} {best[label] / best[ddp]:5.2f}" if ddp in med and ours
+              else f"{'-':>11s}")
+        base = "ours 1t" if ours else None
+        eff = (f"{100 * med[base]['step'] / (n * m['step']):4.0f}% {100 * best[base] / (n * best[label]):4.0f}%"
+               if base in med else f"{'-':>11s}")
+        comm = f"{m['comm']:7.1f}" if "comm" in m else f"{'-':>7s}"
+        print(f"  {label:14s} {m['step']:8.1f} {best[label]:8.1f} {comm} {ratio} {vs} {eff}")
+    print("  (ratio, vs ddp and efficiency: from the medians, then from the bests)")
     if args.project:
-        project(name, cfg, med, args)
+        project(name, cfg, results, args)
 
 
-def project(name: str, cfg: dict, med: dict, args) -> None:
+def project(name: str, cfg: dict, results: dict, args) -> None:
     """Step time on N cores from one core's compute at B / N rows, the update, and the 2-rank allreduce."""
     want = [1, 2, 4, 8, 16]
     rows = sorted({-(-cfg["batch_size"] // n) for n in want})
     parts = run_job("parts", name, 1, args.steps or cfg["steps"], args.warmup,
                     ["--rows", ",".join(map(str, rows))])
-    seq = med.get("ours-seq 2")
-    if parts is None or seq is None:
+    seq = results.get("ours-seq 2")
+    if parts is None or not seq:
         print("  projection: needs the 2-rank sides and the one-core parts")
         return
-    allreduce2 = seq["comm"]
+    allreduce2 = min(r["comm"] for r in seq)  # the least disturbed round
     update = parts[str(max(rows))]["update"]
     print(f"\n{name}: PROJECTION for N cores (not measured): one core's forward + backward at ceil(B / N) rows, "
           f"clip + AdamW {update:.1f} ms (/ N with ZeRO), allreduce {allreduce2:.1f} ms at 2 ranks x (N - 1) / (N / 2)")

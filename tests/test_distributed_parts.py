@@ -81,6 +81,11 @@ def test_more_ranks_than_rows_is_a_one_line_error():
     assert len(_world(0, 3).work(parse_args(["--batch_size", "2", "--gradient_accumulation_steps", "3"]))) == 1
 
 
+def test_zero_in_one_process_is_a_one_line_error():
+    with pytest.raises(OptionError, match=r"--zero 1 shards AdamW's state over MPI ranks: use it with --ranks N"):
+        World.start(parse_args(["--zero", "1"]))
+
+
 def test_importing_the_package_starts_no_mpi_and_no_thread():
     code = ("import sys, threading\n"
             "import tinygrad_lite.distributed, training.ranks, training.loop\n"

@@ -98,6 +98,8 @@ class World:
         if opts.ranks and size > 1 and opts.ranks != size:
             raise OptionError(f"--ranks {opts.ranks}, but mpiexec started {size} ranks")
         if size <= 1:
+            if opts.zero:
+                raise OptionError("--zero 1 shards AdamW's state over MPI ranks: use it with --ranks N (N > 1)")
             return cls()
         try:
             comm = world()
