@@ -111,3 +111,25 @@ def test_every_plug_key_is_a_function_class_or_a_switch_point_of_the_library(ex)
     switches = set(re.findall(r'_implementations\.get\("(\w+)"', sources))
     for key in ex.grader.plug(load(ex.solution)):
         assert (isinstance(key, type) and issubclass(key, Function)) or key in switches, key
+
+
+def test_backward_order_switch_decides_the_walk():
+    from tinygrad_lite.autograd import topological_order
+
+    seen = []
+
+    def order(root):
+        seen.append(root)
+        return topological_order(root)
+
+    a = Tensor(np.array([3.0]), requires_grad=True)
+    b = a + a
+    c = b + b
+    with use_implementations({"backward_order": order}):
+        c.backward()
+    assert seen == [c] and a.grad.tolist() == [4.0]
+    a.grad = None
+    with use_implementations({"backward_order": lambda root: topological_order(root)[::-1]}):  # a wrong order
+        d = (a + a) * 2.0
+        d.backward()
+    assert a.grad is None  # walked the wrong way round, no gradient reaches the leaf

@@ -34,7 +34,7 @@ def backward(output, grad=None, retain_graph: bool = False) -> None:
         if grad.shape != output.shape:
             raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {output.shape}")
 
-    topo = topological_order(output)
+    topo = _function._implementations.get("backward_order", topological_order)(output)  # exercises/ may swap it
     grads = {id(output): [grad, False]}  # id -> [array, owned]; owned arrays may be accumulated into in place
     anomaly = _function._anomaly_enabled
     pop, get = grads.pop, grads.get
