@@ -32,7 +32,8 @@ class Result:
         return self.status == PASSING
 
     def text(self) -> str:
-        head = f"{self.exercise.name}: {self.status}"
+        took = f" (graded in {self.seconds * 1000:.0f} ms)" if self.passing else ""
+        head = f"{self.exercise.name}: {self.status}{took}"
         return "\n".join([head] + ["  " + line for line in self.lines])
 
 
