@@ -3,13 +3,16 @@
 Each chosen exercise is graded first. A failing or unstarted one stops the run with one line, unless
 `--allow_failing true`: then the failing ones are plugged in all the same (to watch what a wrong gradient does to
 the loss) and the unstarted ones are left out, since a blank only raises. What each exercise's grader `plug()`
-returns goes into `tinygrad_lite.use_implementations` for the whole run, every implementation wrapped to count its
-calls, so the end of the run says how often each exercise's code ran, and which ones the preset never used.
+returns goes into `tinygrad_lite.use_implementations` for the whole run, with the learner's functions and classes
+wrapped to count their calls, so the end of the run says how often each exercise's code ran, and which ones the
+preset never used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import types
 
 from tinygrad_lite import Function, use_implementations
 
@@ -22,19 +25,31 @@ class ExerciseNotReady(Exception):
 
 
 def _counted(value, bump):
-    """`value` (a Function class or a callable) with every use counted by bump()."""
-    if isinstance(value, type) and issubclass(value, Function):
+    """`value` (a Function class or a function) with every use counted by bump()."""
+    if isinstance(value, type):
         def __init__(self):
             bump()
 
         return type(value.__name__, (value,), {"__init__": __init__, "__module__": value.__module__,
                                                 "__qualname__": value.__qualname__})
 
+    @functools.wraps(value)
     def call(*args, **kwargs):
         bump()
         return value(*args, **kwargs)
 
     return call
+
+
+def count_calls(module, bump) -> None:
+    """Wrap the functions and Function classes the learner's module defines, in the module itself, so that what
+    runs them (the grader's plug adapters, the learner's own code) is counted; an adapter that falls back to the
+    library's code for some calls counts only the others."""
+    for name, value in list(vars(module).items()):
+        if getattr(value, "__module__", None) != module.__name__:
+            continue  # imported, not the learner's
+        if isinstance(value, types.FunctionType) or (isinstance(value, type) and issubclass(value, Function)):
+            setattr(module, name, _counted(value, bump))
 
 
 @contextlib.contextmanager
@@ -56,8 +71,9 @@ def exercises_in_place(spec: str, allow_failing: bool = False, log=print):
         def bump(name=r.exercise.name):
             calls[name] += 1
 
-        for key, value in r.exercise.grader.plug(load(r.exercise.path)).items():
-            overrides[key] = _counted(value, bump)
+        module = load(r.exercise.path)
+        count_calls(module, bump)
+        overrides.update(r.exercise.grader.plug(module))
     skipped = [r.exercise.name for r in results if r not in ready]
     log("your code in place of the library's: " + ", ".join(
         r.exercise.name + ("" if r.status == PASSING else f" ({r.status})") for r in ready)
