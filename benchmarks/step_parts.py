@@ -142,12 +142,11 @@ def main(argv=None) -> None:
     if torch is None:
         print("\ntorch is not installed: the op comparison is skipped")
         return
-    from tinygrad_lite import threads
+    from tinygrad_lite.fast.blas import blas_threads
 
     torch.set_num_threads(1)
-    threads.THREADS_OVERRIDE = 1  # our pool on the calling thread only
     rows = -(-cfg["batch_size"] // max(args.processes, 1))
-    with threads.blas_threads(1):
+    with blas_threads(1):
         pairs = op_pairs(torch, cfg, rows)
         print(f"\none share ({rows} x {cfg['block_size']} tokens), forward + backward on one thread, alternating, "
               f"{args.repeat} calls each: median and minimum ms")

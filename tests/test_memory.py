@@ -32,7 +32,7 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(keep: str) -> tuple:
-    env = {**os.environ, "TINYGRAD_LITE_KEEP_MEMORY": keep, "LAYERS_NUM_THREADS": "1"}
+    env = {**os.environ, "TINYGRAD_LITE_KEEP_MEMORY": keep}
     out = subprocess.run([sys.executable, "-c", _LOOP], env=env, capture_output=True, text=True, check=True).stdout
     applied, faults = out.split()
     return applied == "True", int(faults)
